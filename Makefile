@@ -1,0 +1,53 @@
+# pgtopic: PGXS build of a C++17 PostgreSQL extension.
+EXTENSION  = pgtopic
+EXTVERSION = 0.1.0
+
+MODULE_big = pgtopic
+OBJS = \
+	src/pgtopic.o \
+	src/guard.o \
+	src/murmur2.o \
+	src/offsets.o \
+	src/catalog.o \
+	src/segments.o \
+	src/produce.o \
+	src/fetch.o
+
+DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
+
+TEST_CONF = $(CURDIR)/test/pgtopic.conf
+
+# pg_regress: test/sql/*.sql against test/expected/*.out on a throwaway server.
+REGRESS = topics produce fetch murmur2
+REGRESS_OPTS = --inputdir=test --outputdir=test/results \
+	--temp-instance=$(CURDIR)/test/tmp_regress --temp-config=$(TEST_CONF)
+
+# isolation specs: test/isolation/specs/*.spec, one per concurrency rule.
+ISOLATION = 
+ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/results \
+	--temp-instance=$(CURDIR)/test/tmp_isolation --temp-config=$(TEST_CONF)
+
+# TAP tests (PostgreSQL::Test::Cluster): crash, restart, replication.
+TAP_TESTS = 1
+PROVE_TESTS = test/t/*.pl
+
+EXTRA_CLEAN = test/results test/isolation/results test/tmp_regress test/tmp_isolation tmp_check
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+
+# PostgreSQL headers are system headers to us: our own warnings stay visible and clean.
+PG_CPPFLAGS = -isystem $(includedir_server) -isystem $(includedir_internal) -isystem $(includedir)
+PG_CXXFLAGS = -std=c++17 -Wall -Wextra -fno-omit-frame-pointer
+ifdef WERROR
+PG_CXXFLAGS += -Werror
+endif
+SHLIB_LINK = -lstdc++
+
+# No LLVM bitcode: the extension is C++ and JIT inlining of it is not worth a clang dependency.
+override with_llvm = no
+
+include $(PGXS)
+
+sql/$(EXTENSION)--$(EXTVERSION).sql: sql/$(EXTENSION).sql
+	cp $< $@

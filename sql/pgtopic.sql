@@ -1,0 +1,277 @@
+-- pgtopic: Kafka-style topics, partitions, offsets and consumer groups inside PostgreSQL.
+-- This file is the install script of the current version; the Makefile copies it to
+-- pgtopic--<version>.sql. Upgrade scripts live beside it as pgtopic--A--B.sql.
+
+\echo Use "CREATE EXTENSION pgtopic" to load this file. \quit
+
+-- Storage of every topic's messages. Table names here are derived from topic ids,
+-- never from user text: topic_<id>, topic_<id>_p<partition>, topic_<id>_p<partition>_s<segment>.
+CREATE SCHEMA pgtopic_data;
+COMMENT ON SCHEMA pgtopic_data IS 'pgtopic message storage (one partitioned table per topic); read it with pgtopic.fetch / pgtopic.consume';
+
+------------------------------------------------------------------------------
+-- Catalog
+------------------------------------------------------------------------------
+
+CREATE SEQUENCE pgtopic.topic_id_seq AS integer;
+
+CREATE TABLE pgtopic.catalog_topics (
+    topic_id        integer     NOT NULL DEFAULT nextval('pgtopic.topic_id_seq') PRIMARY KEY,
+    topic           text        NOT NULL UNIQUE
+                                CHECK (topic ~ '^[A-Za-z0-9._-]{1,249}$' AND topic NOT IN ('.', '..')),
+    partitions      integer     NOT NULL CHECK (partitions > 0),
+    segment_size    bigint      NOT NULL CHECK (segment_size > 0),
+    retention       interval    CHECK (retention > interval '0'),
+    retention_bytes bigint      CHECK (retention_bytes > 0),
+    created_at      timestamptz NOT NULL DEFAULT now()
+);
+ALTER SEQUENCE pgtopic.topic_id_seq OWNED BY pgtopic.catalog_topics.topic_id;
+COMMENT ON TABLE pgtopic.catalog_topics IS 'pgtopic catalog: one row per topic';
+
+-- pg_dump dumps the catalog's rows (and the id sequence) with the data.
+SELECT pg_catalog.pg_extension_config_dump('pgtopic.catalog_topics', '');
+SELECT pg_catalog.pg_extension_config_dump('pgtopic.topic_id_seq', '');
+
+------------------------------------------------------------------------------
+-- C functions (src/)
+------------------------------------------------------------------------------
+
+-- Kafka's murmur2 (the Java client's Utils.murmur2) of the given bytes.
+CREATE FUNCTION pgtopic.murmur2(data bytea) RETURNS integer
+    AS 'MODULE_PATHNAME', 'pgtopic_murmur2' LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
+
+-- The partition Kafka's default partitioner picks for a key: toPositive(murmur2(utf8(key))) % partitions.
+CREATE FUNCTION pgtopic.key_partition(key text, partitions integer) RETURNS integer
+    AS 'MODULE_PATHNAME', 'pgtopic_key_partition' LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
+
+CREATE FUNCTION pgtopic.produce(topic text, value bytea, key text DEFAULT NULL,
+                                headers jsonb DEFAULT NULL, "partition" integer DEFAULT NULL)
+    RETURNS TABLE ("partition" integer, msg_offset bigint)
+    AS 'MODULE_PATHNAME', 'pgtopic_produce_bytea' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION pgtopic.produce(topic text, value text, key text DEFAULT NULL,
+                                headers jsonb DEFAULT NULL, "partition" integer DEFAULT NULL)
+    RETURNS TABLE ("partition" integer, msg_offset bigint)
+    AS 'MODULE_PATHNAME', 'pgtopic_produce_text' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION pgtopic.produce(topic text, value jsonb, key text DEFAULT NULL,
+                                headers jsonb DEFAULT NULL, "partition" integer DEFAULT NULL)
+    RETURNS TABLE ("partition" integer, msg_offset bigint)
+    AS 'MODULE_PATHNAME', 'pgtopic_produce_jsonb' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION pgtopic.produce_batch(topic text, messages bytea[], keys text[] DEFAULT NULL,
+                                      headers jsonb[] DEFAULT NULL)
+    RETURNS bigint
+    AS 'MODULE_PATHNAME', 'pgtopic_produce_batch_bytea' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION pgtopic.produce_batch(topic text, messages text[], keys text[] DEFAULT NULL,
+                                      headers jsonb[] DEFAULT NULL)
+    RETURNS bigint
+    AS 'MODULE_PATHNAME', 'pgtopic_produce_batch_text' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION pgtopic.produce_batch(topic text, messages jsonb[], keys text[] DEFAULT NULL,
+                                      headers jsonb[] DEFAULT NULL)
+    RETURNS bigint
+    AS 'MODULE_PATHNAME', 'pgtopic_produce_batch_jsonb' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION pgtopic.fetch(topic text, "partition" integer, from_offset bigint,
+                              max_messages integer DEFAULT 100)
+    RETURNS TABLE ("partition" integer, msg_offset bigint, key text, value bytea,
+                   headers jsonb, produced_at timestamptz)
+    AS 'MODULE_PATHNAME', 'pgtopic_fetch' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+-- Offsets of every partition of a topic, from shared memory and the storage.
+CREATE FUNCTION pgtopic.partition_offsets(topic text)
+    RETURNS TABLE ("partition" integer, log_start_offset bigint, high_watermark bigint,
+                   last_stable_offset bigint)
+    AS 'MODULE_PATHNAME', 'pgtopic_partition_offsets' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+-- Internal: serialises DDL on one topic partition (segment creation) in pgtopic's own
+-- advisory-lock key space, so it never collides with applications' advisory locks.
+CREATE FUNCTION pgtopic._lock_partition_ddl(topic_id integer, "partition" integer) RETURNS void
+    AS 'MODULE_PATHNAME', 'pgtopic_lock_partition_ddl' LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
+
+-- Internal: forget the shared-memory offset state of a topic being dropped.
+CREATE FUNCTION pgtopic._forget_topic(topic_id integer) RETURNS void
+    AS 'MODULE_PATHNAME', 'pgtopic_forget_topic' LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
+
+------------------------------------------------------------------------------
+-- Topic administration (SQL glue)
+------------------------------------------------------------------------------
+
+CREATE FUNCTION pgtopic._check_topic_name(topic text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF topic IS NULL THEN
+        RAISE EXCEPTION 'topic name must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF topic !~ '^[A-Za-z0-9._-]{1,249}$' OR topic IN ('.', '..') THEN
+        RAISE EXCEPTION 'invalid topic name "%"', left(topic, 300)
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'A topic name is 1 to 249 characters of [A-Za-z0-9._-], and not "." or "..".';
+    END IF;
+END $$;
+
+-- Creates one segment (offsets [segment*segment_size, (segment+1)*segment_size)) of a topic
+-- partition, if it does not exist yet. Creating a standalone table and ATTACHing it takes only
+-- SHARE UPDATE EXCLUSIVE on the partition table, so producers and consumers, which go straight
+-- to the leaf segments, are never blocked by it.
+CREATE FUNCTION pgtopic._create_segment(topic_id integer, "partition" integer, segment bigint)
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_size   bigint;
+    v_parent text := format('topic_%s_p%s', topic_id, "partition");
+    v_name   text := format('topic_%s_p%s_s%s', topic_id, "partition", segment);
+BEGIN
+    SELECT t.segment_size INTO v_size FROM pgtopic.catalog_topics t WHERE t.topic_id = _create_segment.topic_id;
+    IF NOT FOUND THEN
+        RETURN;  -- topic dropped meanwhile
+    END IF;
+    PERFORM pgtopic._lock_partition_ddl(topic_id, "partition");
+    IF to_regclass(format('pgtopic_data.%I', v_name)) IS NOT NULL
+       OR to_regclass(format('pgtopic_data.%I', v_parent)) IS NULL THEN
+        RETURN;
+    END IF;
+    EXECUTE format('CREATE TABLE pgtopic_data.%I (LIKE pgtopic_data.%I INCLUDING DEFAULTS INCLUDING CONSTRAINTS)',
+                   v_name, v_parent);
+    EXECUTE format('ALTER TABLE pgtopic_data.%I ATTACH PARTITION pgtopic_data.%I FOR VALUES FROM (%s) TO (%s)',
+                   v_parent, v_name, segment * v_size, (segment + 1) * v_size);
+END $$;
+
+CREATE FUNCTION pgtopic._create_partition(topic_id integer, "partition" integer)
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    EXECUTE format('CREATE TABLE pgtopic_data.%I PARTITION OF pgtopic_data.%I FOR VALUES IN (%s) PARTITION BY RANGE (msg_offset)',
+                   format('topic_%s_p%s', topic_id, "partition"), format('topic_%s', topic_id), "partition");
+    PERFORM pgtopic._create_segment(topic_id, "partition", 0);
+END $$;
+
+CREATE FUNCTION pgtopic._check_partitions(partitions integer) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_max integer := current_setting('pgtopic.max_partitions')::integer;
+BEGIN
+    IF partitions IS NULL OR partitions < 1 OR partitions > v_max THEN
+        RAISE EXCEPTION 'partitions must be between 1 and % (pgtopic.max_partitions), got %', v_max, coalesce(partitions::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+END $$;
+
+CREATE FUNCTION pgtopic.create_topic(topic text, partitions integer DEFAULT 1,
+                                     retention interval DEFAULT NULL, retention_bytes bigint DEFAULT NULL,
+                                     segment_size bigint DEFAULT NULL)
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_id   integer;
+    v_size bigint := coalesce(segment_size, current_setting('pgtopic.default_segment_size')::bigint);
+BEGIN
+    PERFORM pgtopic._check_topic_name(topic);
+    PERFORM pgtopic._check_partitions(partitions);
+    IF retention <= interval '0' THEN
+        RAISE EXCEPTION 'retention must be positive (or NULL for no time limit)' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF retention_bytes <= 0 THEN
+        RAISE EXCEPTION 'retention_bytes must be positive (or NULL for no size limit)' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF v_size < 1 THEN
+        RAISE EXCEPTION 'segment_size must be positive' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF EXISTS (SELECT 1 FROM pgtopic.catalog_topics t WHERE t.topic = create_topic.topic) THEN
+        RAISE EXCEPTION 'topic "%" already exists', topic USING ERRCODE = 'duplicate_object';
+    END IF;
+
+    INSERT INTO pgtopic.catalog_topics (topic, partitions, segment_size, retention, retention_bytes)
+    VALUES (topic, partitions, v_size, retention, retention_bytes)
+    RETURNING topic_id INTO v_id;
+
+    EXECUTE format($ddl$
+        CREATE TABLE pgtopic_data.%I (
+            "partition" integer     NOT NULL,
+            msg_offset  bigint      NOT NULL,
+            key         text,
+            value       bytea,
+            headers     jsonb,
+            produced_at timestamptz NOT NULL,
+            PRIMARY KEY ("partition", msg_offset)
+        ) PARTITION BY LIST ("partition")$ddl$, format('topic_%s', v_id));
+    EXECUTE format('COMMENT ON TABLE pgtopic_data.%I IS %L', format('topic_%s', v_id), 'pgtopic topic ' || topic);
+
+    FOR p IN 0 .. partitions - 1 LOOP
+        PERFORM pgtopic._create_partition(v_id, p);
+    END LOOP;
+END $$;
+
+CREATE FUNCTION pgtopic.alter_topic(topic text, partitions integer DEFAULT NULL,
+                                    retention interval DEFAULT NULL, retention_bytes bigint DEFAULT NULL)
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_row pgtopic.catalog_topics;
+BEGIN
+    PERFORM pgtopic._check_topic_name(topic);
+    SELECT * INTO v_row FROM pgtopic.catalog_topics t WHERE t.topic = alter_topic.topic FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'topic "%" does not exist', topic USING ERRCODE = 'undefined_object';
+    END IF;
+
+    IF partitions IS NOT NULL THEN
+        PERFORM pgtopic._check_partitions(partitions);
+        IF partitions < v_row.partitions THEN
+            RAISE EXCEPTION 'topic "%" has % partitions; partitions can only grow', topic, v_row.partitions
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        FOR p IN v_row.partitions .. partitions - 1 LOOP
+            PERFORM pgtopic._create_partition(v_row.topic_id, p);
+        END LOOP;
+        UPDATE pgtopic.catalog_topics t SET partitions = alter_topic.partitions WHERE t.topic_id = v_row.topic_id;
+    END IF;
+
+    -- retention: NULL keeps the setting, a value <= 0 removes the limit (Kafka's -1).
+    IF retention IS NOT NULL THEN
+        UPDATE pgtopic.catalog_topics t
+           SET retention = CASE WHEN alter_topic.retention > interval '0' THEN alter_topic.retention END
+         WHERE t.topic_id = v_row.topic_id;
+    END IF;
+    IF retention_bytes IS NOT NULL THEN
+        UPDATE pgtopic.catalog_topics t
+           SET retention_bytes = CASE WHEN alter_topic.retention_bytes > 0 THEN alter_topic.retention_bytes END
+         WHERE t.topic_id = v_row.topic_id;
+    END IF;
+END $$;
+
+CREATE FUNCTION pgtopic.drop_topic(topic text)
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_id integer;
+BEGIN
+    PERFORM pgtopic._check_topic_name(topic);
+    SELECT t.topic_id INTO v_id FROM pgtopic.catalog_topics t WHERE t.topic = drop_topic.topic FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'topic "%" does not exist', topic USING ERRCODE = 'undefined_object';
+    END IF;
+    -- DROP TABLE waits for in-flight producers and readers of the topic (they hold locks on it).
+    EXECUTE format('DROP TABLE IF EXISTS pgtopic_data.%I', format('topic_%s', v_id));
+    DELETE FROM pgtopic.catalog_topics t WHERE t.topic_id = v_id;
+    PERFORM pgtopic._forget_topic(v_id);
+END $$;
+
+------------------------------------------------------------------------------
+-- Views for psql
+------------------------------------------------------------------------------
+
+-- Bytes on disk of a storage table and everything below it (segments, indexes, TOAST).
+CREATE FUNCTION pgtopic._storage_bytes(relname text) RETURNS bigint
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT coalesce(sum(pg_total_relation_size(t.relid)), 0)::bigint
+      FROM pg_partition_tree(to_regclass(format('pgtopic_data.%I', relname))) AS t
+     WHERE t.isleaf
+$$;
+
+CREATE VIEW pgtopic.topics AS
+SELECT t.topic, t.partitions, t.retention, t.retention_bytes, t.segment_size, t.created_at,
+       pgtopic._storage_bytes('topic_' || t.topic_id) AS bytes
+  FROM pgtopic.catalog_topics t;
+
+CREATE VIEW pgtopic.partitions AS
+SELECT t.topic, o."partition", o.log_start_offset, o.high_watermark, o.last_stable_offset,
+       pgtopic._storage_bytes(format('topic_%s_p%s', t.topic_id, o."partition")) AS bytes
+  FROM pgtopic.catalog_topics t, LATERAL pgtopic.partition_offsets(t.topic) o;

@@ -1,0 +1,117 @@
+// fetch: raw reads of one partition in offset order, never above the last stable offset,
+// straight from the leaf segments' primary-key indexes.
+#include "guard.hpp"
+#include "pgtopic.hpp"
+
+namespace pgtopic {
+namespace {
+
+constexpr int N_COLUMNS = 6;  // partition, msg_offset, key, value, headers, produced_at
+constexpr int COL_OFFSET = 1;
+
+// Appends rows [from, below) of one segment to the result; returns how many.
+int64 read_segment(Oid leaf, int32 partition, int64 from, int64 below, int64 limit, Snapshot snapshot,
+                   ReturnSetInfo *rsinfo)
+{
+    Relation rel = table_open(leaf, AccessShareLock);
+    RelationGetIndexList(rel);  // fills rd_pkindex
+    Oid pk = rel->rd_pkindex;
+    if (!OidIsValid(pk))
+        ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED),
+                        errmsg("segment \"%s\" has no primary key", RelationGetRelationName(rel))));
+    Relation index = index_open(pk, AccessShareLock);
+
+    ScanKeyData keys[3];
+    ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_INT4EQ, Int32GetDatum(partition));
+    ScanKeyInit(&keys[1], 2, BTGreaterEqualStrategyNumber, F_INT8GE, Int64GetDatum(from));
+    ScanKeyInit(&keys[2], 2, BTLessStrategyNumber, F_INT8LT, Int64GetDatum(below));
+    IndexScanDesc scan = index_beginscan(rel, index, snapshot, 3, 0);
+    index_rescan(scan, keys, 3, nullptr, 0);
+    TupleTableSlot *slot = table_slot_create(rel, nullptr);
+
+    int64 count = 0;
+    Datum values[N_COLUMNS];
+    bool nulls[N_COLUMNS];
+    while (count < limit && index_getnext_slot(scan, ForwardScanDirection, slot)) {
+        slot_getallattrs(slot);
+        for (int i = 0; i < N_COLUMNS; i++) {
+            values[i] = slot->tts_values[i];
+            nulls[i] = slot->tts_isnull[i];
+            // Out-of-line values are fetched now, while the snapshot is registered.
+            if (!nulls[i] && i > COL_OFFSET && TupleDescAttr(slot->tts_tupleDescriptor, i)->attlen == -1 &&
+                VARATT_IS_EXTERNAL(DatumGetPointer(values[i])))
+                values[i] = PointerGetDatum(detoast_external_attr(reinterpret_cast<struct varlena *>(DatumGetPointer(values[i]))));
+        }
+        tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+        count++;
+    }
+
+    ExecDropSingleTupleTableSlot(slot);
+    index_endscan(scan);
+    index_close(index, NoLock);
+    table_close(rel, NoLock);
+    return count;
+}
+
+}  // namespace
+}  // namespace pgtopic
+
+using namespace pgtopic;
+
+PGTOPIC_FUNCTION(pgtopic_fetch)
+{
+    require_arg(fcinfo, 0, "topic");
+    require_arg(fcinfo, 1, "partition");
+    require_arg(fcinfo, 2, "from_offset");
+    require_arg(fcinfo, 3, "max_messages");
+    int32 partition = PG_GETARG_INT32(1);
+    int64 from = PG_GETARG_INT64(2);
+    int32 max_messages = PG_GETARG_INT32(3);
+    if (from < 0)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("from_offset must not be negative")));
+    if (max_messages < 0)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("max_messages must not be negative")));
+
+    Topic topic = lookup_topic(PG_GETARG_TEXT_PP(0), AccessShareLock);
+    check_partition(topic, partition);
+
+    InitMaterializedSRF(fcinfo, 0);
+    auto *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
+
+    // The LSO first, then the snapshot: everything below the LSO has ended before the snapshot
+    // was taken, so the snapshot sees every committed message below it. The snapshot is always
+    // a new one, also under REPEATABLE READ, where the transaction's snapshot may be older than
+    // the LSO and would hide committed messages below it.
+    int64 lso = partition_offsets(topic, partition).last_stable_offset;
+    Snapshot snapshot = RegisterSnapshot(GetLatestSnapshot());
+
+    int64 remaining = max_messages;
+    int64 offset = from;
+    while (remaining > 0 && offset < lso) {
+        int64 segment = offset / topic.segment_size;
+        int64 segment_end = Min((segment + 1) * topic.segment_size, lso);
+        Oid leaf = segment_relid(topic, partition, segment);
+        if (OidIsValid(leaf))
+            remaining -= read_segment(leaf, partition, offset, segment_end, remaining, snapshot, rsinfo);
+        offset = (segment + 1) * topic.segment_size;
+    }
+    UnregisterSnapshot(snapshot);
+    return Datum(0);
+}
+
+PGTOPIC_FUNCTION(pgtopic_partition_offsets)
+{
+    require_arg(fcinfo, 0, "topic");
+    Topic topic = lookup_topic(PG_GETARG_TEXT_PP(0), AccessShareLock);
+    InitMaterializedSRF(fcinfo, 0);
+    auto *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
+    for (int32 p = 0; p < topic.partitions; p++) {
+        PartitionOffsets o = partition_offsets(topic, p);
+        int64 first = stored_first_offset(topic, p);
+        Datum values[4] = {Int32GetDatum(p), Int64GetDatum(first < 0 ? o.high_watermark : first),
+                           Int64GetDatum(o.high_watermark), Int64GetDatum(o.last_stable_offset)};
+        bool nulls[4] = {false, false, false, false};
+        tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+    }
+    return Datum(0);
+}

@@ -1,0 +1,286 @@
+// Offsets and the last stable offset (LSO): Kafka's read_committed answer to the offset
+// visibility trap (ARCHITECTURE.md, "Offsets").
+//
+// Shared memory holds one PartitionState per (database, topic, partition): the next offset to
+// hand out and a list of the in-flight transactions' first offsets on that partition, in
+// allocation order. A producer takes offsets and registers its first one in one spinlock
+// critical section, and holds nothing while its transaction runs. Its registration is removed
+// by the XACT_EVENT_COMMIT/ABORT callback, which PostgreSQL calls only after the transaction
+// became visible (ProcArrayEndTransaction). So:
+//
+//     LSO = first offset of the oldest in-flight transaction, or next offset when none
+//
+// and every offset below the LSO belongs to a transaction that has ended: committed (and
+// visible to any snapshot taken after the LSO was read) or aborted (a gap forever).
+#include "pgtopic.hpp"
+
+namespace pgtopic {
+namespace {
+
+struct PartitionKey {
+    Oid database;
+    int32 topic_id;
+    int32 partition;
+};
+
+struct PartitionState {
+    PartitionKey key;  // hash key, must be first
+    slock_t mutex;     // protects everything below
+    bool initialized;  // next_offset has been read from the storage since startup
+    int64 next_offset;
+    dlist_head inflight;  // InflightSlot, ascending first_offset
+};
+
+struct InflightSlot {
+    dlist_node node;
+    PartitionState *partition;
+    int64 first_offset;
+};
+
+// dlist_container() is C-only (it type-checks with __builtin_types_compatible_p).
+InflightSlot *slot_of(dlist_node *node)
+{
+    return reinterpret_cast<InflightSlot *>(reinterpret_cast<char *>(node) - offsetof(InflightSlot, node));
+}
+
+struct SharedState {
+    LWLock *hash_lock;  // protects the hash table's membership (not the entries' contents)
+    int slots_per_backend;
+    InflightSlot slots[FLEXIBLE_ARRAY_MEMBER];
+};
+
+SharedState *shared = nullptr;
+HTAB *partition_hash = nullptr;
+
+// This backend's in-flight registrations in the current transaction.
+InflightSlot *my_slots = nullptr;
+int my_slot_count = 0;
+bool exit_callback_registered = false;
+
+shmem_request_hook_type prev_shmem_request_hook = nullptr;
+shmem_startup_hook_type prev_shmem_startup_hook = nullptr;
+
+Size shared_size()
+{
+    Size slots = mul_size(mul_size(static_cast<Size>(MaxBackends), max_partitions_per_transaction),
+                          sizeof(InflightSlot));
+    return add_size(offsetof(SharedState, slots), slots);
+}
+
+void release_my_slots()
+{
+    for (int i = 0; i < my_slot_count; i++) {
+        InflightSlot *slot = &my_slots[i];
+        PartitionState *ps = slot->partition;
+        SpinLockAcquire(&ps->mutex);
+        dlist_delete(&slot->node);
+        SpinLockRelease(&ps->mutex);
+        slot->partition = nullptr;
+    }
+    my_slot_count = 0;
+}
+
+// Nothing here may fail: an ERROR in a commit/abort callback is a PANIC.
+void xact_callback(XactEvent event, void *)
+{
+    switch (event) {
+    case XACT_EVENT_COMMIT:
+    case XACT_EVENT_ABORT:
+    case XACT_EVENT_PARALLEL_COMMIT:
+    case XACT_EVENT_PARALLEL_ABORT:
+        release_my_slots();
+        break;
+    case XACT_EVENT_PRE_PREPARE:
+        if (my_slot_count > 0)
+            ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                            errmsg("cannot PREPARE a transaction that has produced to a pgtopic topic"),
+                            errdetail("Offsets handed out to a prepared transaction would hold back every "
+                                      "consumer of the partition until COMMIT PREPARED."),
+                            errhint("Produce outside the two-phase transaction.")));
+        break;
+    default:
+        break;
+    }
+}
+
+void exit_callback(int, Datum)
+{
+    release_my_slots();
+}
+
+PartitionState *find_partition(const PartitionKey &key)
+{
+    LWLockAcquire(shared->hash_lock, LW_SHARED);
+    auto *ps = static_cast<PartitionState *>(hash_search(partition_hash, &key, HASH_FIND, nullptr));
+    LWLockRelease(shared->hash_lock);
+    if (ps != nullptr)
+        return ps;
+
+    bool found = false;
+    LWLockAcquire(shared->hash_lock, LW_EXCLUSIVE);
+    ps = static_cast<PartitionState *>(hash_search(partition_hash, &key, HASH_ENTER_NULL, &found));
+    if (ps != nullptr && !found) {
+        SpinLockInit(&ps->mutex);
+        ps->initialized = false;
+        ps->next_offset = 0;
+        dlist_init(&ps->inflight);
+    }
+    LWLockRelease(shared->hash_lock);
+    if (ps == nullptr)
+        ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY),
+                        errmsg("pgtopic's shared memory for partitions is full"),
+                        errhint("Raise pgtopic.shared_partitions (currently %d) and restart the server.",
+                                shared_partitions)));
+    return ps;
+}
+
+// The partition's state, with next_offset read from the storage once since startup.
+// Callers hold a lock on the topic's storage table, so drop_topic cannot remove it meanwhile.
+PartitionState *partition_state(const Topic &topic, int32 partition)
+{
+    PartitionKey key{MyDatabaseId, topic.id, partition};
+    PartitionState *ps = find_partition(key);
+
+    SpinLockAcquire(&ps->mutex);
+    bool initialized = ps->initialized;
+    SpinLockRelease(&ps->mutex);
+    if (!initialized) {
+        // No producer can have an uncommitted row here: each one initialises first. Racing
+        // initialisers compute the same value; the first to take the mutex wins.
+        int64 next = stored_next_offset(topic, partition);
+        SpinLockAcquire(&ps->mutex);
+        if (!ps->initialized) {
+            ps->next_offset = next;
+            ps->initialized = true;
+        }
+        SpinLockRelease(&ps->mutex);
+    }
+    return ps;
+}
+
+InflightSlot *my_slot_for(PartitionState *ps)
+{
+    for (int i = my_slot_count - 1; i >= 0; i--)
+        if (my_slots[i].partition == ps)
+            return &my_slots[i];
+    return nullptr;
+}
+
+void shmem_request()
+{
+    if (prev_shmem_request_hook)
+        prev_shmem_request_hook();
+    RequestAddinShmemSpace(add_size(shared_size(), hash_estimate_size(shared_partitions, sizeof(PartitionState))));
+    RequestNamedLWLockTranche("pgtopic", 1);
+}
+
+void shmem_startup()
+{
+    if (prev_shmem_startup_hook)
+        prev_shmem_startup_hook();
+
+    LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+    bool found = false;
+    shared = static_cast<SharedState *>(ShmemInitStruct("pgtopic shared state", shared_size(), &found));
+    if (!found) {
+        memset(shared, 0, shared_size());
+        shared->hash_lock = &(GetNamedLWLockTranche("pgtopic"))->lock;
+        shared->slots_per_backend = max_partitions_per_transaction;
+    }
+    HASHCTL info;
+    memset(&info, 0, sizeof(info));
+    info.keysize = sizeof(PartitionKey);
+    info.entrysize = sizeof(PartitionState);
+    partition_hash = ShmemInitHash("pgtopic partitions", shared_partitions, shared_partitions, &info,
+                                   HASH_ELEM | HASH_BLOBS);
+    LWLockRelease(AddinShmemInitLock);
+}
+
+}  // namespace
+
+void offsets_shmem_request()
+{
+    prev_shmem_request_hook = shmem_request_hook;
+    shmem_request_hook = shmem_request;
+    prev_shmem_startup_hook = shmem_startup_hook;
+    shmem_startup_hook = shmem_startup;
+}
+
+void offsets_init_backend_callbacks()
+{
+    RegisterXactCallback(xact_callback, nullptr);
+}
+
+int64 allocate_offsets(const Topic &topic, int32 partition, int64 count)
+{
+    if (RecoveryInProgress())
+        ereport(ERROR, (errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+                        errmsg("cannot produce to a topic during recovery"),
+                        errhint("Connect to the primary (target_session_attrs=read-write).")));
+    if (MyBackendId == InvalidBackendId || MyBackendId > MaxBackends)
+        ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                        errmsg("pgtopic cannot produce from this kind of process")));
+    if (my_slots == nullptr) {
+        my_slots = &shared->slots[static_cast<Size>(MyBackendId - 1) * shared->slots_per_backend];
+        if (!exit_callback_registered) {
+            before_shmem_exit(exit_callback, 0);
+            exit_callback_registered = true;
+        }
+    }
+
+    PartitionState *ps = partition_state(topic, partition);
+    InflightSlot *slot = my_slot_for(ps);
+    if (slot == nullptr && my_slot_count >= shared->slots_per_backend)
+        ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+                        errmsg("a transaction may produce to at most %d partitions",
+                               shared->slots_per_backend),
+                        errhint("Raise pgtopic.max_partitions_per_transaction and restart the server.")));
+
+    SpinLockAcquire(&ps->mutex);
+    int64 first = ps->next_offset;
+    ps->next_offset += count;
+    if (slot == nullptr) {
+        slot = &my_slots[my_slot_count++];
+        slot->partition = ps;
+        slot->first_offset = first;
+        dlist_push_tail(&ps->inflight, &slot->node);
+    }
+    SpinLockRelease(&ps->mutex);
+    return first;
+}
+
+PartitionOffsets partition_offsets(const Topic &topic, int32 partition)
+{
+    if (RecoveryInProgress()) {
+        // A standby has no in-flight producers of its own; it sees what the primary committed.
+        int64 next = stored_next_offset(topic, partition);
+        return {next, next};
+    }
+    PartitionState *ps = partition_state(topic, partition);
+    PartitionOffsets result;
+    SpinLockAcquire(&ps->mutex);
+    result.high_watermark = ps->next_offset;
+    result.last_stable_offset = dlist_is_empty(&ps->inflight)
+                                    ? ps->next_offset
+                                    : slot_of(dlist_head_node(&ps->inflight))->first_offset;
+    SpinLockRelease(&ps->mutex);
+    return result;
+}
+
+void forget_topic(int32 topic_id)
+{
+    LWLockAcquire(shared->hash_lock, LW_EXCLUSIVE);
+    HASH_SEQ_STATUS status;
+    hash_seq_init(&status, partition_hash);
+    while (auto *ps = static_cast<PartitionState *>(hash_seq_search(&status))) {
+        if (ps->key.database != MyDatabaseId || ps->key.topic_id != topic_id)
+            continue;
+        // Still referenced by this very transaction (it produced, then dropped): keep it.
+        if (!dlist_is_empty(&ps->inflight))
+            continue;
+        hash_search(partition_hash, &ps->key, HASH_REMOVE, nullptr);
+    }
+    LWLockRelease(shared->hash_lock);
+}
+
+}  // namespace pgtopic

@@ -1,0 +1,91 @@
+// Module entry: _PG_init, settings, and the small SQL functions that belong to no subsystem.
+#include "guard.hpp"
+#include "murmur2.hpp"
+#include "pgtopic.hpp"
+
+extern "C" {
+PG_MODULE_MAGIC;
+void _PG_init(void);
+}
+
+namespace pgtopic {
+
+int max_message_bytes = 1024 * 1024;
+int max_partitions = 1000;
+int default_segment_size = 100000;
+int shared_partitions = 8192;
+int max_partitions_per_transaction = 256;
+
+namespace {
+
+void define_settings()
+{
+    DefineCustomIntVariable("pgtopic.max_message_bytes",
+                            "Largest message (key + value + headers) that produce accepts.", nullptr,
+                            &max_message_bytes, 1024 * 1024, 1, MaxAllocSize - 1024, PGC_SUSET, GUC_UNIT_BYTE,
+                            nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("pgtopic.max_partitions", "Most partitions a topic may have.", nullptr,
+                            &max_partitions, 1000, 1, 100000, PGC_SUSET, 0, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("pgtopic.default_segment_size",
+                            "Offsets per segment (storage table) for topics created without segment_size.",
+                            nullptr, &default_segment_size, 100000, 1, INT_MAX, PGC_SUSET, 0, nullptr, nullptr,
+                            nullptr);
+    DefineCustomIntVariable("pgtopic.shared_partitions",
+                            "Topic partitions whose offsets shared memory can track (all databases).", nullptr,
+                            &shared_partitions, 8192, 16, 1000000, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("pgtopic.max_partitions_per_transaction",
+                            "Partitions one transaction may produce to.", nullptr,
+                            &max_partitions_per_transaction, 256, 1, 100000, PGC_POSTMASTER, 0, nullptr,
+                            nullptr, nullptr);
+    MarkGUCPrefixReserved("pgtopic");
+}
+
+}  // namespace
+}  // namespace pgtopic
+
+void _PG_init(void)
+{
+    if (!process_shared_preload_libraries_in_progress)
+        ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                        errmsg("pgtopic must be loaded via shared_preload_libraries"),
+                        errhint("Add 'pgtopic' to shared_preload_libraries in postgresql.conf and restart "
+                                "the server, then run CREATE EXTENSION pgtopic.")));
+    pgtopic::define_settings();
+    pgtopic::offsets_shmem_request();
+    pgtopic::offsets_init_backend_callbacks();
+}
+
+using namespace pgtopic;
+
+PGTOPIC_FUNCTION(pgtopic_murmur2)
+{
+    bytea *data = PG_GETARG_BYTEA_PP(0);
+    PG_RETURN_INT32(murmur2(reinterpret_cast<const unsigned char *>(VARDATA_ANY(data)), VARSIZE_ANY_EXHDR(data)));
+}
+
+PGTOPIC_FUNCTION(pgtopic_key_partition)
+{
+    int32 partitions = PG_GETARG_INT32(1);
+    if (partitions < 1)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("partitions must be positive")));
+    PG_RETURN_INT32(partition_for_key(PG_GETARG_DATUM(0), partitions));
+}
+
+// pgtopic's advisory-lock key space: field4 (objsubid in pg_locks) names the use.
+// 1 and 2 are PostgreSQL's own (pg_advisory_lock with one bigint / two int4 keys).
+static constexpr uint16 LOCK_SPACE_PARTITION_DDL = 0x7401;
+
+PGTOPIC_FUNCTION(pgtopic_lock_partition_ddl)
+{
+    LOCKTAG tag;
+    SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, static_cast<uint32>(PG_GETARG_INT32(0)),
+                         static_cast<uint32>(PG_GETARG_INT32(1)), LOCK_SPACE_PARTITION_DDL);
+    (void) LockAcquire(&tag, ExclusiveLock, false, false);
+    PG_RETURN_VOID();
+}
+
+PGTOPIC_FUNCTION(pgtopic_forget_topic)
+{
+    forget_topic(PG_GETARG_INT32(0));
+    PG_RETURN_VOID();
+}

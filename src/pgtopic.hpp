@@ -1,0 +1,62 @@
+// pgtopic's internal interfaces, one section per concept (one .cpp each).
+#pragma once
+
+#include "pg.hpp"
+
+namespace pgtopic {
+
+// ---- settings (pgtopic.cpp) -------------------------------------------------------------
+extern int max_message_bytes;             // pgtopic.max_message_bytes
+extern int max_partitions;                // pgtopic.max_partitions (per topic)
+extern int shared_partitions;             // pgtopic.shared_partitions (shared-memory slots)
+extern int max_partitions_per_transaction;  // pgtopic.max_partitions_per_transaction
+
+// ---- catalog (catalog.cpp) --------------------------------------------------------------
+struct Topic {
+    int32 id;            // catalog_topics.topic_id
+    int32 partitions;    // current partition count
+    int64 segment_size;  // offsets per segment
+    Oid root_relid;      // pgtopic_data.topic_<id>, locked by lookup_topic
+};
+
+// Raises 22004 for NULL and 22023 for a name outside Kafka's rule.
+void check_topic_name(text *name);
+// Finds a topic and locks its storage table in `lockmode` (42704 when unknown).
+Topic lookup_topic(text *name, LOCKMODE lockmode);
+// 22023 unless 0 <= partition < topic.partitions.
+void check_partition(const Topic &topic, int32 partition);
+// Raises 22004 naming the argument when it is NULL.
+void require_arg(FunctionCallInfo fcinfo, int argno, const char *name);
+
+// ---- offsets (offsets.cpp) --------------------------------------------------------------
+void offsets_shmem_request();
+void offsets_shmem_startup();
+void offsets_init_backend_callbacks();
+// Takes `count` consecutive offsets of a partition for the current transaction and registers
+// them as in flight until the transaction ends. Never waits for other producers.
+int64 allocate_offsets(const Topic &topic, int32 partition, int64 count);
+struct PartitionOffsets {
+    int64 high_watermark;      // next offset to be allocated
+    int64 last_stable_offset;  // every offset below it is committed or aborted for good
+};
+PartitionOffsets partition_offsets(const Topic &topic, int32 partition);
+void forget_topic(int32 topic_id);
+
+// ---- produce (produce.cpp) -------------------------------------------------------------
+// Kafka's default partitioner for a text key (hashed as UTF-8).
+int32 partition_for_key(Datum key, int32 partitions);
+
+// ---- segments and storage (segments.cpp) ------------------------------------------------
+Oid data_namespace();
+Oid segment_relid(const Topic &topic, int32 partition, int64 segment);
+// The segment's relation, created first (by a background worker, or in this transaction as
+// a fallback) when it does not exist yet.
+Oid ensure_segment(const Topic &topic, int32 partition, int64 segment);
+// Starts creating the segment after `segment` in the background if it is missing.
+void prepare_next_segment(const Topic &topic, int32 partition, int64 segment);
+// max(msg_offset)+1 and min(msg_offset) of a partition as stored (NULLs as -1).
+int64 stored_next_offset(const Topic &topic, int32 partition);
+int64 stored_first_offset(const Topic &topic, int32 partition);
+void segments_register_worker_library();
+
+}  // namespace pgtopic

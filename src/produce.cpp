@@ -1,0 +1,285 @@
+// produce and produce_batch: offsets from shared memory, rows straight into the leaf segment
+// with table_multi_insert and index insertion (as COPY does): no planner, no SPI per message.
+#include "guard.hpp"
+#include "murmur2.hpp"
+#include "pgtopic.hpp"
+
+namespace pgtopic {
+namespace {
+
+enum class ValueKind { Bytea, Text, Jsonb };
+
+struct Message {
+    Datum key, value, headers;
+    bool key_null, value_null, headers_null;
+    int32 partition;
+};
+
+// Round-robin for messages with neither key nor partition, starting where the backend's
+// process id points so that many short sessions still spread.
+uint32 round_robin = 0;
+bool round_robin_seeded = false;
+
+int32 spread_partition(int32 partitions)
+{
+    if (!round_robin_seeded) {
+        round_robin = static_cast<uint32>(MyProcPid);
+        round_robin_seeded = true;
+    }
+    return static_cast<int32>(round_robin++ % static_cast<uint32>(partitions));
+}
+
+}  // namespace
+
+int32 partition_for_key(Datum key, int32 partitions)
+{
+    text *t = DatumGetTextPP(key);
+    int len = VARSIZE_ANY_EXHDR(t);
+    const char *utf8 = pg_server_to_any(VARDATA_ANY(t), len, PG_UTF8);
+    if (utf8 != VARDATA_ANY(t))
+        len = static_cast<int>(strlen(utf8));
+    return key_partition(reinterpret_cast<const unsigned char *>(utf8), static_cast<size_t>(len), partitions);
+}
+
+namespace {
+
+[[noreturn]] void too_large(Size bytes, int index)
+{
+    ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+                    index < 0 ? errmsg("message of %zu bytes exceeds pgtopic.max_message_bytes (%d)", bytes,
+                                       max_message_bytes)
+                              : errmsg("message %d of %zu bytes exceeds pgtopic.max_message_bytes (%d)",
+                                       index + 1, bytes, max_message_bytes),
+                    errhint("Raise pgtopic.max_message_bytes or send smaller messages.")));
+}
+
+// Size of a datum without detoasting it (a compressed or out-of-line value stays where it is).
+Size raw_size(Datum d)
+{
+    return toast_raw_datum_size(d) - VARHDRSZ;
+}
+
+// Checks the message's size before anything is copied, and turns its value into the bytes
+// that are stored: text as is, jsonb as its text form.
+void prepare_message(Message &m, ValueKind kind, int index)
+{
+    Size bytes = 0;
+    if (!m.key_null)
+        bytes += raw_size(m.key);
+    if (!m.headers_null) {
+        bytes += raw_size(m.headers);
+        Jsonb *headers = DatumGetJsonbP(m.headers);
+        if (!JB_ROOT_IS_OBJECT(headers) || JB_ROOT_IS_SCALAR(headers))
+            ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                            errmsg("headers must be a JSON object"),
+                            errdetail("Kafka record headers are name/value pairs, e.g. {\"trace-id\": \"abc\"}.")));
+    }
+    if (!m.value_null) {
+        Size value_bytes = raw_size(m.value);
+        if (bytes + value_bytes > static_cast<Size>(max_message_bytes))
+            too_large(bytes + value_bytes, index);
+        if (kind == ValueKind::Jsonb) {
+            Jsonb *jb = DatumGetJsonbP(m.value);
+            char *json = JsonbToCString(nullptr, &jb->root, VARSIZE(jb));
+            value_bytes = strlen(json);
+            m.value = PointerGetDatum(cstring_to_text_with_len(json, static_cast<int>(value_bytes)));
+        }
+        bytes += value_bytes;
+    }
+    if (bytes > static_cast<Size>(max_message_bytes))
+        too_large(bytes, index);
+}
+
+// Writes messages [0, n) of one partition, which hold offsets first .. first + n - 1.
+void insert_into_segment(Oid leaf, int32 partition, int64 first, Message *msgs, int n, TimestampTz now)
+{
+    Relation rel = table_open(leaf, RowExclusiveLock);
+    EState *estate = CreateExecutorState();
+    ResultRelInfo *rri = makeNode(ResultRelInfo);
+    InitResultRelInfo(rri, rel, 1, nullptr, 0);
+    ExecOpenIndices(rri, false);
+
+    TupleDesc desc = RelationGetDescr(rel);
+    TupleTableSlot **slots = static_cast<TupleTableSlot **>(palloc(sizeof(TupleTableSlot *) * n));
+    for (int i = 0; i < n; i++) {
+        TupleTableSlot *slot = MakeSingleTupleTableSlot(desc, table_slot_callbacks(rel));
+        ExecClearTuple(slot);
+        Datum *v = slot->tts_values;
+        bool *isnull = slot->tts_isnull;
+        v[0] = Int32GetDatum(partition);
+        isnull[0] = false;
+        v[1] = Int64GetDatum(first + i);
+        isnull[1] = false;
+        v[2] = msgs[i].key;
+        isnull[2] = msgs[i].key_null;
+        v[3] = msgs[i].value;
+        isnull[3] = msgs[i].value_null;
+        v[4] = msgs[i].headers;
+        isnull[4] = msgs[i].headers_null;
+        v[5] = TimestampTzGetDatum(now);
+        isnull[5] = false;
+        ExecStoreVirtualTuple(slot);
+        slots[i] = slot;
+    }
+
+    BulkInsertState bistate = n > 1 ? GetBulkInsertState() : nullptr;
+    table_multi_insert(rel, slots, n, GetCurrentCommandId(true), 0, bistate);
+    for (int i = 0; i < n; i++)
+        if (rri->ri_NumIndices > 0)
+            (void) ExecInsertIndexTuples(rri, slots[i], estate, false, false, nullptr, NIL);
+
+    if (bistate != nullptr)
+        FreeBulkInsertState(bistate);
+    for (int i = 0; i < n; i++)
+        ExecDropSingleTupleTableSlot(slots[i]);
+    pfree(slots);
+    ExecCloseIndices(rri);
+    FreeExecutorState(estate);
+    table_close(rel, NoLock);
+}
+
+// Writes the messages of one partition: one offset range, cut at segment boundaries.
+int64 write_partition(const Topic &topic, int32 partition, Message *msgs, int n, TimestampTz now)
+{
+    int64 first = allocate_offsets(topic, partition, n);
+    int done = 0;
+    while (done < n) {
+        int64 offset = first + done;
+        int64 segment = offset / topic.segment_size;
+        int64 segment_end = (segment + 1) * topic.segment_size;
+        int chunk = static_cast<int>(Min(static_cast<int64>(n - done), segment_end - offset));
+        insert_into_segment(ensure_segment(topic, partition, segment), partition, offset, msgs + done, chunk, now);
+        done += chunk;
+    }
+    int64 last = first + n - 1;
+    int64 segment = last / topic.segment_size;
+    if (last - segment * topic.segment_size >= topic.segment_size / 2)
+        prepare_next_segment(topic, partition, segment);
+    return first;
+}
+
+Datum produce_one(FunctionCallInfo fcinfo, ValueKind kind)
+{
+    require_arg(fcinfo, 0, "topic");
+    Message m{};
+    m.value_null = PG_ARGISNULL(1);  // a NULL value is a tombstone, as in Kafka
+    m.value = m.value_null ? Datum(0) : PG_GETARG_DATUM(1);
+    m.key_null = PG_ARGISNULL(2);
+    m.key = m.key_null ? Datum(0) : PG_GETARG_DATUM(2);
+    m.headers_null = PG_ARGISNULL(3);
+    m.headers = m.headers_null ? Datum(0) : PG_GETARG_DATUM(3);
+    prepare_message(m, kind, -1);
+
+    Topic topic = lookup_topic(PG_GETARG_TEXT_PP(0), RowExclusiveLock);
+    if (!PG_ARGISNULL(4)) {
+        m.partition = PG_GETARG_INT32(4);
+        check_partition(topic, m.partition);
+    } else if (!m.key_null) {
+        m.partition = partition_for_key(m.key, topic.partitions);
+    } else {
+        m.partition = spread_partition(topic.partitions);
+    }
+
+    int64 offset = write_partition(topic, m.partition, &m, 1, GetCurrentTimestamp());
+
+    InitMaterializedSRF(fcinfo, 0);
+    auto *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
+    Datum values[2] = {Int32GetDatum(m.partition), Int64GetDatum(offset)};
+    bool nulls[2] = {false, false};
+    tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+    return Datum(0);
+}
+
+// Elements of a one-dimensional array argument (NULL array -> count 0 and nulls).
+struct ArrayArg {
+    Datum *values = nullptr;
+    bool *nulls = nullptr;
+    int count = 0;
+    bool present = false;
+};
+
+ArrayArg array_arg(FunctionCallInfo fcinfo, int argno, const char *name)
+{
+    ArrayArg a;
+    if (PG_ARGISNULL(argno))
+        return a;
+    ArrayType *arr = PG_GETARG_ARRAYTYPE_P(argno);
+    if (ARR_NDIM(arr) > 1)
+        ereport(ERROR, (errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR), errmsg("%s must be a one-dimensional array", name)));
+    int16 typlen;
+    bool typbyval;
+    char typalign;
+    get_typlenbyvalalign(ARR_ELEMTYPE(arr), &typlen, &typbyval, &typalign);
+    deconstruct_array(arr, ARR_ELEMTYPE(arr), typlen, typbyval, typalign, &a.values, &a.nulls, &a.count);
+    a.present = true;
+    return a;
+}
+
+Datum produce_many(FunctionCallInfo fcinfo, ValueKind kind)
+{
+    require_arg(fcinfo, 0, "topic");
+    require_arg(fcinfo, 1, "messages");
+    ArrayArg messages = array_arg(fcinfo, 1, "messages");
+    ArrayArg keys = array_arg(fcinfo, 2, "keys");
+    ArrayArg headers = array_arg(fcinfo, 3, "headers");
+    if (keys.present && keys.count != messages.count)
+        ereport(ERROR, (errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+                        errmsg("keys has %d elements but messages has %d", keys.count, messages.count)));
+    if (headers.present && headers.count != messages.count)
+        ereport(ERROR, (errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+                        errmsg("headers has %d elements but messages has %d", headers.count, messages.count)));
+
+    int n = messages.count;
+    auto *msgs = static_cast<Message *>(palloc0(sizeof(Message) * Max(n, 1)));
+    for (int i = 0; i < n; i++) {
+        Message &m = msgs[i];
+        m.value = messages.values[i];
+        m.value_null = messages.nulls[i];
+        m.key_null = !keys.present || keys.nulls[i];
+        m.key = m.key_null ? Datum(0) : keys.values[i];
+        m.headers_null = !headers.present || headers.nulls[i];
+        m.headers = m.headers_null ? Datum(0) : headers.values[i];
+        prepare_message(m, kind, i);
+    }
+
+    Topic topic = lookup_topic(PG_GETARG_TEXT_PP(0), RowExclusiveLock);
+    if (n == 0)
+        PG_RETURN_INT64(0);
+
+    // Partition each message, then group by partition keeping the array order (a stable
+    // counting sort): messages with one key keep their order within their partition.
+    int32 parts = topic.partitions;
+    auto *counts = static_cast<int *>(palloc0(sizeof(int) * (parts + 1)));
+    for (int i = 0; i < n; i++) {
+        Message &m = msgs[i];
+        m.partition = m.key_null ? spread_partition(parts) : partition_for_key(m.key, parts);
+        counts[m.partition + 1]++;
+    }
+    for (int p = 0; p < parts; p++)
+        counts[p + 1] += counts[p];
+    auto *sorted = static_cast<Message *>(palloc(sizeof(Message) * n));
+    auto *fill = static_cast<int *>(palloc(sizeof(int) * parts));
+    memcpy(fill, counts, sizeof(int) * parts);
+    for (int i = 0; i < n; i++)
+        sorted[fill[msgs[i].partition]++] = msgs[i];
+
+    TimestampTz now = GetCurrentTimestamp();
+    for (int p = 0; p < parts; p++) {
+        int begin = counts[p], end = counts[p + 1];
+        if (end > begin)
+            (void) write_partition(topic, p, sorted + begin, end - begin, now);
+    }
+    PG_RETURN_INT64(n);
+}
+
+}  // namespace
+}  // namespace pgtopic
+
+using pgtopic::ValueKind;
+
+PGTOPIC_FUNCTION(pgtopic_produce_bytea) { return pgtopic::produce_one(fcinfo, ValueKind::Bytea); }
+PGTOPIC_FUNCTION(pgtopic_produce_text) { return pgtopic::produce_one(fcinfo, ValueKind::Text); }
+PGTOPIC_FUNCTION(pgtopic_produce_jsonb) { return pgtopic::produce_one(fcinfo, ValueKind::Jsonb); }
+PGTOPIC_FUNCTION(pgtopic_produce_batch_bytea) { return pgtopic::produce_many(fcinfo, ValueKind::Bytea); }
+PGTOPIC_FUNCTION(pgtopic_produce_batch_text) { return pgtopic::produce_many(fcinfo, ValueKind::Text); }
+PGTOPIC_FUNCTION(pgtopic_produce_batch_jsonb) { return pgtopic::produce_many(fcinfo, ValueKind::Jsonb); }

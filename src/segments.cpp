@@ -1,0 +1,200 @@
+// Segments: the offset-range leaf tables of a topic partition, and how they come to exist.
+//
+// Segment k of partition p of topic t is pgtopic_data.topic_<t>_p<p>_s<k> and holds offsets
+// [k * segment_size, (k + 1) * segment_size). Producers and readers go straight to the leaf by
+// name (a syscache look-up), never through tuple routing or the planner.
+//
+// A missing segment is created by a short-lived background worker in its own transaction
+// (pgtopic._create_segment: CREATE TABLE + ATTACH PARTITION, which takes only SHARE UPDATE
+// EXCLUSIVE on the partition table), so the producer that needs it holds no DDL lock that other
+// producers would queue behind. Producers start that worker early, when an allocation passes
+// the middle of the last segment, so the common case never waits for DDL. If no worker slot is
+// free, the segment is created in the producer's own transaction instead.
+#include "guard.hpp"
+#include "pgtopic.hpp"
+
+extern "C" {
+PGDLLEXPORT void pgtopic_segment_worker_main(Datum arg);
+}
+
+namespace pgtopic {
+namespace {
+
+struct SegmentRequest {
+    Oid database;
+    Oid user;
+    int32 topic_id;
+    int32 partition;
+    int64 segment;
+};
+
+void segment_name(char *buf, size_t size, int32 topic_id, int32 partition, int64 segment)
+{
+    snprintf(buf, size, "topic_%d_p%d_s" INT64_FORMAT, topic_id, partition, segment);
+}
+
+void create_segment_here(int32 topic_id, int32 partition, int64 segment)
+{
+    Oid argtypes[3] = {INT4OID, INT4OID, INT8OID};
+    Datum values[3] = {Int32GetDatum(topic_id), Int32GetDatum(partition), Int64GetDatum(segment)};
+    SPI_connect();
+    int rc = SPI_execute_with_args("SELECT pgtopic._create_segment($1, $2, $3)", 3, argtypes, values, nullptr,
+                                   false, 0);
+    if (rc != SPI_OK_SELECT)
+        ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("pgtopic._create_segment failed: %s",
+                                                                SPI_result_code_string(rc))));
+    SPI_finish();
+}
+
+BackgroundWorkerHandle *start_segment_worker(const Topic &topic, int32 partition, int64 segment)
+{
+    BackgroundWorker worker;
+    memset(&worker, 0, sizeof(worker));
+    worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+    worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+    worker.bgw_restart_time = BGW_NEVER_RESTART;
+    snprintf(worker.bgw_library_name, BGW_MAXLEN, "pgtopic");
+    snprintf(worker.bgw_function_name, BGW_MAXLEN, "pgtopic_segment_worker_main");
+    snprintf(worker.bgw_name, BGW_MAXLEN, "pgtopic segment creator");
+    snprintf(worker.bgw_type, BGW_MAXLEN, "pgtopic segment creator");
+    worker.bgw_notify_pid = MyProcPid;
+    SegmentRequest request{MyDatabaseId, BOOTSTRAP_SUPERUSERID, topic.id, partition, segment};
+    static_assert(sizeof(request) <= BGW_EXTRALEN, "request fits bgw_extra");
+    memcpy(worker.bgw_extra, &request, sizeof(request));
+
+    BackgroundWorkerHandle *handle = nullptr;
+    if (!RegisterDynamicBackgroundWorker(&worker, &handle))
+        return nullptr;
+    return handle;
+}
+
+// Waits (bounded) for the worker to finish; false if it is still running at the deadline.
+bool wait_for_worker(BackgroundWorkerHandle *handle, long timeout_ms)
+{
+    TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
+    for (;;) {
+        pid_t pid;
+        if (GetBackgroundWorkerPid(handle, &pid) == BGWH_STOPPED)
+            return true;
+        if (GetCurrentTimestamp() >= deadline)
+            return false;
+        (void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 5, PG_WAIT_EXTENSION);
+        ResetLatch(MyLatch);
+        CHECK_FOR_INTERRUPTS();
+    }
+}
+
+int64 stored_offset(const Topic &topic, int32 partition, const char *aggregate)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT %s(msg_offset) FROM pgtopic_data.topic_%d_p%d", aggregate, topic.id,
+             partition);
+    SPI_connect();
+    // A fresh snapshot: every committed row, whatever the caller's isolation level.
+    Snapshot snapshot = RegisterSnapshot(GetLatestSnapshot());
+    SPIPlanPtr plan = SPI_prepare(sql, 0, nullptr);
+    if (plan == nullptr)
+        ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not plan \"%s\"", sql)));
+    int rc = SPI_execute_snapshot(plan, nullptr, nullptr, snapshot, InvalidSnapshot, true, false, 1);
+    if (rc != SPI_OK_SELECT || SPI_processed != 1)
+        ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not read \"%s\"", sql)));
+    bool isnull = false;
+    Datum d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+    int64 result = isnull ? -1 : DatumGetInt64(d);
+    UnregisterSnapshot(snapshot);
+    SPI_finish();
+    return result;
+}
+
+void segment_worker(void *arg)
+{
+    SegmentRequest request;
+    memcpy(&request, arg, sizeof(request));
+    BackgroundWorkerUnblockSignals();
+    BackgroundWorkerInitializeConnectionByOid(request.database, request.user, 0);
+
+    SetCurrentStatementStartTimestamp();
+    StartTransactionCommand();
+    PushActiveSnapshot(GetTransactionSnapshot());
+    pgstat_report_activity(STATE_RUNNING, "pgtopic: creating a segment");
+    if (OidIsValid(get_namespace_oid("pgtopic", true)))
+        create_segment_here(request.topic_id, request.partition, request.segment);
+    PopActiveSnapshot();
+    CommitTransactionCommand();
+    pgstat_report_activity(STATE_IDLE, nullptr);
+}
+
+}  // namespace
+
+Oid data_namespace()
+{
+    return get_namespace_oid("pgtopic_data", false);
+}
+
+Oid segment_relid(const Topic &topic, int32 partition, int64 segment)
+{
+    char name[NAMEDATALEN];
+    segment_name(name, sizeof name, topic.id, partition, segment);
+    return get_relname_relid(name, data_namespace());
+}
+
+Oid ensure_segment(const Topic &topic, int32 partition, int64 segment)
+{
+    Oid relid = segment_relid(topic, partition, segment);
+    if (OidIsValid(relid))
+        return relid;
+
+    if (BackgroundWorkerHandle *handle = start_segment_worker(topic, partition, segment)) {
+        if (wait_for_worker(handle, 10000)) {
+            AcceptInvalidationMessages();
+            relid = segment_relid(topic, partition, segment);
+            if (OidIsValid(relid))
+                return relid;
+        }
+    }
+    // No worker slot, the worker failed, or it waited too long: create it here.
+    create_segment_here(topic.id, partition, segment);
+    CommandCounterIncrement();
+    relid = segment_relid(topic, partition, segment);
+    if (!OidIsValid(relid))
+        ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+                        errmsg("could not create segment " INT64_FORMAT " of partition %d", segment, partition)));
+    return relid;
+}
+
+void prepare_next_segment(const Topic &topic, int32 partition, int64 segment)
+{
+    // Each backend asks once per segment; concurrent requests from several backends are
+    // harmless (the worker re-checks under the partition's DDL lock).
+    struct Asked {
+        Oid database;
+        int32 topic_id, partition;
+        int64 segment;
+    };
+    static Asked asked[64];
+    static unsigned next_slot = 0;
+    for (const Asked &a : asked)
+        if (a.database == MyDatabaseId && a.topic_id == topic.id && a.partition == partition && a.segment == segment + 1)
+            return;
+    if (OidIsValid(segment_relid(topic, partition, segment + 1)))
+        return;
+    if (start_segment_worker(topic, partition, segment + 1) != nullptr)
+        asked[next_slot++ % 64] = Asked{MyDatabaseId, topic.id, partition, segment + 1};
+}
+
+int64 stored_next_offset(const Topic &topic, int32 partition)
+{
+    return stored_offset(topic, partition, "max") + 1;
+}
+
+int64 stored_first_offset(const Topic &topic, int32 partition)
+{
+    return stored_offset(topic, partition, "min");
+}
+
+}  // namespace pgtopic
+
+void pgtopic_segment_worker_main(Datum)
+{
+    pgtopic::guarded_void(pgtopic::segment_worker, MyBgworkerEntry->bgw_extra);
+}
