@@ -18,12 +18,12 @@ DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
 TEST_CONF = $(CURDIR)/test/pgtopic.conf
 
 # pg_regress: test/sql/*.sql against test/expected/*.out on a throwaway server.
-REGRESS = topics produce fetch murmur2
+REGRESS = topics produce fetch murmur2 dump_restore
 REGRESS_OPTS = --inputdir=test --outputdir=test/results \
 	--temp-instance=$(CURDIR)/test/tmp_regress --temp-config=$(TEST_CONF)
 
 # isolation specs: test/isolation/specs/*.spec, one per concurrency rule.
-ISOLATION = 
+ISOLATION = offset_visibility savepoint_rollback prepare_refused repeatable_read concurrent_producers
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/results \
 	--temp-instance=$(CURDIR)/test/tmp_isolation --temp-config=$(TEST_CONF)
 
