@@ -31,7 +31,7 @@ ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/results \
 TAP_TESTS = 1
 PROVE_TESTS = test/t/*.pl
 
-EXTRA_CLEAN = test/results test/isolation/results test/tmp_regress test/tmp_isolation tmp_check
+EXTRA_CLEAN = test/unit/unittest test/results test/isolation/results test/tmp_regress test/tmp_isolation tmp_check
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
@@ -51,3 +51,12 @@ include $(PGXS)
 
 sql/$(EXTENSION)--$(EXTVERSION).sql: sql/$(EXTENSION).sql
 	cp $< $@
+
+# GoogleTest suite for the pure C++ parts (no server): `make unittest`.
+test/unit/unittest: test/unit/murmur2_test.cpp src/murmur2.cpp src/murmur2.hpp
+	$(CXX) -std=c++17 -Wall -Wextra $(if $(WERROR),-Werror) -O1 -o $@ test/unit/murmur2_test.cpp src/murmur2.cpp -lgtest -lgtest_main -pthread
+
+unittest: test/unit/unittest
+	test/unit/unittest
+
+.PHONY: unittest

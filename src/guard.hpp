@@ -69,8 +69,8 @@ auto pg_call(Fn &&fn) -> decltype(fn())
         if (error != nullptr)
             throw PgError(error);
     } else {
-        static_assert(std::is_trivially_copyable_v<Result>, "pg_call returns plain values only");
-        Result result{};
+        static_assert(std::is_scalar_v<Result>, "pg_call returns scalars (numbers, pointers, Datums) only");
+        volatile Result result{};
         PG_TRY();
         {
             result = fn();

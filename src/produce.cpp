@@ -4,6 +4,9 @@
 #include "murmur2.hpp"
 #include "pgtopic.hpp"
 
+#include <numeric>
+#include <vector>
+
 namespace pgtopic {
 namespace {
 
@@ -248,26 +251,26 @@ Datum produce_many(FunctionCallInfo fcinfo, ValueKind kind)
 
     // Partition each message, then group by partition keeping the array order (a stable
     // counting sort): messages with one key keep their order within their partition.
-    int32 parts = topic.partitions;
-    auto *counts = static_cast<int *>(palloc0(sizeof(int) * (parts + 1)));
+    // This frame owns std::vectors, so it calls PostgreSQL only through pg_call.
+    const int32 parts = topic.partitions;
+    std::vector<int> starts(static_cast<size_t>(parts) + 1, 0);
     for (int i = 0; i < n; i++) {
         Message &m = msgs[i];
-        m.partition = m.key_null ? spread_partition(parts) : partition_for_key(m.key, parts);
-        counts[m.partition + 1]++;
+        m.partition = m.key_null ? spread_partition(parts)
+                                 : pg_call([&] { return partition_for_key(m.key, parts); });
+        starts[static_cast<size_t>(m.partition) + 1]++;
     }
-    for (int p = 0; p < parts; p++)
-        counts[p + 1] += counts[p];
-    auto *sorted = static_cast<Message *>(palloc(sizeof(Message) * n));
-    auto *fill = static_cast<int *>(palloc(sizeof(int) * parts));
-    memcpy(fill, counts, sizeof(int) * parts);
+    std::partial_sum(starts.begin(), starts.end(), starts.begin());
+    std::vector<int> fill(starts.begin(), starts.end() - 1);
+    std::vector<Message> sorted(static_cast<size_t>(n));
     for (int i = 0; i < n; i++)
-        sorted[fill[msgs[i].partition]++] = msgs[i];
+        sorted[static_cast<size_t>(fill[static_cast<size_t>(msgs[i].partition)]++)] = msgs[i];
 
-    TimestampTz now = GetCurrentTimestamp();
-    for (int p = 0; p < parts; p++) {
-        int begin = counts[p], end = counts[p + 1];
+    const TimestampTz now = GetCurrentTimestamp();
+    for (int32 p = 0; p < parts; p++) {
+        int begin = starts[static_cast<size_t>(p)], end = starts[static_cast<size_t>(p) + 1];
         if (end > begin)
-            (void) write_partition(topic, p, sorted + begin, end - begin, now);
+            pg_call([&] { (void) write_partition(topic, p, sorted.data() + begin, end - begin, now); });
     }
     PG_RETURN_INT64(n);
 }
