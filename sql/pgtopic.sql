@@ -91,8 +91,8 @@ CREATE FUNCTION pgtopic.partition_offsets(topic text)
 CREATE FUNCTION pgtopic._lock_partition_ddl(topic_id integer, "partition" integer) RETURNS void
     AS 'MODULE_PATHNAME', 'pgtopic_lock_partition_ddl' LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
 
--- Internal: forget the shared-memory offset state of a topic being dropped.
-CREATE FUNCTION pgtopic._forget_topic(topic_id integer) RETURNS void
+-- Internal: forget the shared-memory offset state of a topic being dropped (by its storage table).
+CREATE FUNCTION pgtopic._forget_topic(storage regclass) RETURNS void
     AS 'MODULE_PATHNAME', 'pgtopic_forget_topic' LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
 
 ------------------------------------------------------------------------------
@@ -241,17 +241,21 @@ END $$;
 CREATE FUNCTION pgtopic.drop_topic(topic text)
 RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    v_id integer;
+    v_id      integer;
+    v_storage regclass;
 BEGIN
     PERFORM pgtopic._check_topic_name(topic);
     SELECT t.topic_id INTO v_id FROM pgtopic.catalog_topics t WHERE t.topic = drop_topic.topic FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'topic "%" does not exist', topic USING ERRCODE = 'undefined_object';
     END IF;
-    -- DROP TABLE waits for in-flight producers and readers of the topic (they hold locks on it).
-    EXECUTE format('DROP TABLE IF EXISTS pgtopic_data.%I', format('topic_%s', v_id));
+    v_storage := to_regclass(format('pgtopic_data.%I', format('topic_%s', v_id)));
+    IF v_storage IS NOT NULL THEN
+        -- DROP TABLE waits for in-flight producers and readers of the topic (they hold locks on it).
+        EXECUTE format('DROP TABLE pgtopic_data.%I', format('topic_%s', v_id));
+        PERFORM pgtopic._forget_topic(v_storage);
+    END IF;
     DELETE FROM pgtopic.catalog_topics t WHERE t.topic_id = v_id;
-    PERFORM pgtopic._forget_topic(v_id);
 END $$;
 
 ------------------------------------------------------------------------------

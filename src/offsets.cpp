@@ -17,9 +17,11 @@
 namespace pgtopic {
 namespace {
 
+// Keyed by the topic's storage table, not its id: a topic dropped and re-created (also by
+// DROP EXTENSION or a restore) gets a new table OID and so a fresh state, never a stale one.
 struct PartitionKey {
     Oid database;
-    int32 topic_id;
+    Oid root_relid;
     int32 partition;
 };
 
@@ -138,7 +140,7 @@ PartitionState *find_partition(const PartitionKey &key)
 // Callers hold a lock on the topic's storage table, so drop_topic cannot remove it meanwhile.
 PartitionState *partition_state(const Topic &topic, int32 partition)
 {
-    PartitionKey key{MyDatabaseId, topic.id, partition};
+    PartitionKey key{MyDatabaseId, topic.root_relid, partition};
     PartitionState *ps = find_partition(key);
 
     SpinLockAcquire(&ps->mutex);
@@ -267,13 +269,13 @@ PartitionOffsets partition_offsets(const Topic &topic, int32 partition)
     return result;
 }
 
-void forget_topic(int32 topic_id)
+void forget_topic(Oid root_relid)
 {
     LWLockAcquire(shared->hash_lock, LW_EXCLUSIVE);
     HASH_SEQ_STATUS status;
     hash_seq_init(&status, partition_hash);
     while (auto *ps = static_cast<PartitionState *>(hash_seq_search(&status))) {
-        if (ps->key.database != MyDatabaseId || ps->key.topic_id != topic_id)
+        if (ps->key.database != MyDatabaseId || ps->key.root_relid != root_relid)
             continue;
         // Still referenced by this very transaction (it produced, then dropped): keep it.
         if (!dlist_is_empty(&ps->inflight))

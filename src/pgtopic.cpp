@@ -86,6 +86,6 @@ PGTOPIC_FUNCTION(pgtopic_lock_partition_ddl)
 
 PGTOPIC_FUNCTION(pgtopic_forget_topic)
 {
-    forget_topic(PG_GETARG_INT32(0));
+    forget_topic(PG_GETARG_OID(0));
     PG_RETURN_VOID();
 }

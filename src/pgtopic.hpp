@@ -40,7 +40,7 @@ struct PartitionOffsets {
     int64 last_stable_offset;  // every offset below it is committed or aborted for good
 };
 PartitionOffsets partition_offsets(const Topic &topic, int32 partition);
-void forget_topic(int32 topic_id);
+void forget_topic(Oid root_relid);
 
 // ---- produce (produce.cpp) -------------------------------------------------------------
 // Kafka's default partitioner for a text key (hashed as UTF-8).
