@@ -11,14 +11,15 @@ OBJS = \
 	src/catalog.o \
 	src/segments.o \
 	src/produce.o \
-	src/fetch.o
+	src/fetch.o \
+	src/groups.o
 
 DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
 
 TEST_CONF = $(CURDIR)/test/pgtopic.conf
 
 # pg_regress: test/sql/*.sql against test/expected/*.out on a throwaway server.
-REGRESS = topics produce fetch murmur2 dump_restore
+REGRESS = topics produce fetch murmur2 groups dump_restore
 REGRESS_OPTS = --inputdir=test --outputdir=test/results \
 	--temp-instance=$(CURDIR)/test/tmp_regress --temp-config=$(TEST_CONF)
 

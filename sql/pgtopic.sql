@@ -28,9 +28,34 @@ CREATE TABLE pgtopic.catalog_topics (
 ALTER SEQUENCE pgtopic.topic_id_seq OWNED BY pgtopic.catalog_topics.topic_id;
 COMMENT ON TABLE pgtopic.catalog_topics IS 'pgtopic catalog: one row per topic';
 
--- pg_dump dumps the catalog's rows (and the id sequence) with the data.
+-- Consumer groups: one row per (topic, group name); the id keys the group's advisory locks.
+CREATE SEQUENCE pgtopic.group_id_seq AS integer;
+CREATE TABLE pgtopic.catalog_groups (
+    group_id   integer     NOT NULL DEFAULT nextval('pgtopic.group_id_seq') PRIMARY KEY,
+    group_name text        NOT NULL CHECK (octet_length(group_name) BETWEEN 1 AND 249),
+    topic_id   integer     NOT NULL REFERENCES pgtopic.catalog_topics ON DELETE CASCADE,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (topic_id, group_name)
+);
+ALTER SEQUENCE pgtopic.group_id_seq OWNED BY pgtopic.catalog_groups.group_id;
+COMMENT ON TABLE pgtopic.catalog_groups IS 'pgtopic catalog: one row per consumer group and topic';
+
+-- Committed offsets: the next offset the group reads on a partition (NULL: nothing committed yet).
+CREATE TABLE pgtopic.catalog_offsets (
+    group_id         integer NOT NULL REFERENCES pgtopic.catalog_groups ON DELETE CASCADE,
+    "partition"      integer NOT NULL CHECK ("partition" >= 0),
+    committed_offset bigint  CHECK (committed_offset >= 0),
+    committed_at     timestamptz,
+    PRIMARY KEY (group_id, "partition")
+);
+COMMENT ON TABLE pgtopic.catalog_offsets IS 'pgtopic catalog: committed offset per consumer group and partition';
+
+-- pg_dump dumps the catalog's rows (and the id sequences) with the data.
 SELECT pg_catalog.pg_extension_config_dump('pgtopic.catalog_topics', '');
 SELECT pg_catalog.pg_extension_config_dump('pgtopic.topic_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('pgtopic.catalog_groups', '');
+SELECT pg_catalog.pg_extension_config_dump('pgtopic.group_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('pgtopic.catalog_offsets', '');
 
 ------------------------------------------------------------------------------
 -- C functions (src/)
@@ -79,6 +104,34 @@ CREATE FUNCTION pgtopic.fetch(topic text, "partition" integer, from_offset bigin
     RETURNS TABLE ("partition" integer, msg_offset bigint, key text, value bytea,
                    headers jsonb, produced_at timestamptz)
     AS 'MODULE_PATHNAME', 'pgtopic_fetch' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+-- Consumer groups (src/groups.cpp). consume joins the group on first call, first commits what
+-- this session's previous call handed out, rebalances, then returns messages of the partitions
+-- this session owns.
+CREATE FUNCTION pgtopic.consume(topic text, group_name text, max_messages integer DEFAULT 100,
+                                wait_ms integer DEFAULT 0)
+    RETURNS TABLE ("partition" integer, msg_offset bigint, key text, value bytea,
+                   headers jsonb, produced_at timestamptz)
+    AS 'MODULE_PATHNAME', 'pgtopic_consume' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION pgtopic.commit(topic text, group_name text) RETURNS void
+    AS 'MODULE_PATHNAME', 'pgtopic_commit' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION pgtopic.leave(topic text, group_name text) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'pgtopic_leave' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION pgtopic.seek(topic text, group_name text, "partition" integer, to_offset bigint) RETURNS void
+    AS 'MODULE_PATHNAME', 'pgtopic_seek' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+-- Internal: this database's group memberships from shared memory.
+CREATE FUNCTION pgtopic._members()
+    RETURNS TABLE (pid integer, group_id integer, joined_at timestamptz, last_poll timestamptz)
+    AS 'MODULE_PATHNAME', 'pgtopic_members' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+-- Internal: open producer transactions holding back partitions' last stable offsets.
+CREATE FUNCTION pgtopic._inflight()
+    RETURNS TABLE (storage oid, "partition" integer, pid integer, first_offset bigint)
+    AS 'MODULE_PATHNAME', 'pgtopic_inflight' LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 -- Offsets of every partition of a topic, from shared memory and the storage.
 CREATE FUNCTION pgtopic.partition_offsets(topic text)
@@ -279,3 +332,114 @@ CREATE VIEW pgtopic.partitions AS
 SELECT t.topic, o."partition", o.log_start_offset, o.high_watermark, o.last_stable_offset,
        pgtopic._storage_bytes(format('topic_%s_p%s', t.topic_id, o."partition")) AS bytes
   FROM pgtopic.catalog_topics t, LATERAL pgtopic.partition_offsets(t.topic) o;
+
+------------------------------------------------------------------------------
+-- Consumer groups: text and JSON variants, resets, views
+------------------------------------------------------------------------------
+
+-- consume with the value as text (in the database encoding) / as jsonb: no casts needed in SQL.
+CREATE FUNCTION pgtopic.consume_text(topic text, group_name text, max_messages integer DEFAULT 100,
+                                     wait_ms integer DEFAULT 0)
+    RETURNS TABLE ("partition" integer, msg_offset bigint, key text, value text,
+                   headers jsonb, produced_at timestamptz)
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT c."partition", c.msg_offset, c.key, convert_from(c.value, getdatabaseencoding()), c.headers, c.produced_at
+      FROM pgtopic.consume(topic, group_name, max_messages, wait_ms) AS c
+$$;
+
+CREATE FUNCTION pgtopic.consume_json(topic text, group_name text, max_messages integer DEFAULT 100,
+                                     wait_ms integer DEFAULT 0)
+    RETURNS TABLE ("partition" integer, msg_offset bigint, key text, value jsonb,
+                   headers jsonb, produced_at timestamptz)
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT c."partition", c.msg_offset, c.key, convert_from(c.value, getdatabaseencoding())::jsonb, c.headers, c.produced_at
+      FROM pgtopic.consume(topic, group_name, max_messages, wait_ms) AS c
+$$;
+
+-- Kafka's seekToBeginning / seekToEnd / offsetsForTimes for a group: one partition, or all
+-- (partition => NULL). Each partition is moved with seek(), so the same ownership rules apply.
+CREATE FUNCTION pgtopic._seek_each(topic text, group_name text, "partition" integer, target text, ts timestamptz)
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    o   record;
+    v_to bigint;
+    v_id integer;
+BEGIN
+    SELECT t.topic_id INTO v_id FROM pgtopic.catalog_topics t WHERE t.topic = _seek_each.topic;
+    FOR o IN SELECT * FROM pgtopic.partition_offsets(topic) AS po
+              WHERE _seek_each."partition" IS NULL OR po."partition" = _seek_each."partition" LOOP
+        IF target = 'earliest' THEN
+            v_to := o.log_start_offset;
+        ELSIF target = 'latest' THEN
+            v_to := o.last_stable_offset;
+        ELSE
+            EXECUTE format('SELECT min(msg_offset) FROM pgtopic_data.%I WHERE produced_at >= $1 AND msg_offset < $2',
+                           format('topic_%s_p%s', v_id, o."partition"))
+               INTO v_to USING ts, o.last_stable_offset;
+            v_to := coalesce(v_to, o.last_stable_offset);
+        END IF;
+        PERFORM pgtopic.seek(topic, group_name, o."partition", v_to);
+    END LOOP;
+    IF "partition" IS NOT NULL AND NOT FOUND THEN
+        PERFORM pgtopic.seek(topic, group_name, "partition", 0);  -- raises the out-of-range error
+    END IF;
+END $$;
+
+CREATE FUNCTION pgtopic.seek_to_beginning(topic text, group_name text, "partition" integer DEFAULT NULL)
+RETURNS void LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    SELECT pgtopic._seek_each(topic, group_name, "partition", 'earliest', NULL)
+$$;
+
+CREATE FUNCTION pgtopic.seek_to_end(topic text, group_name text, "partition" integer DEFAULT NULL)
+RETURNS void LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    SELECT pgtopic._seek_each(topic, group_name, "partition", 'latest', NULL)
+$$;
+
+CREATE FUNCTION pgtopic.seek_to_time(topic text, group_name text, ts timestamptz, "partition" integer DEFAULT NULL)
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF ts IS NULL THEN
+        RAISE EXCEPTION 'ts must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    PERFORM pgtopic._seek_each(topic, group_name, "partition", 'time', ts);
+END $$;
+
+-- Advisory locks of pgtopic's key spaces (pg_locks.objsubid): 29697 segment DDL,
+-- 29698 group membership (classid = group_id), 29699 partition ownership (classid = group_id,
+-- objid = partition).
+CREATE VIEW pgtopic.group_members AS
+SELECT g.group_name, t.topic, m.pid, a.application_name, a.client_addr, m.joined_at, m.last_poll,
+       ARRAY(SELECT l.objid::integer FROM pg_catalog.pg_locks l
+              WHERE l.locktype = 'advisory' AND l.objsubid = 29699 AND l.granted
+                AND l.database = (SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = current_database())
+                AND l.classid = g.group_id::oid AND l.pid = m.pid
+              ORDER BY 1) AS partitions
+  FROM pgtopic._members() m
+  JOIN pgtopic.catalog_groups g ON g.group_id = m.group_id
+  JOIN pgtopic.catalog_topics t ON t.topic_id = g.topic_id
+  LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = m.pid;
+
+CREATE VIEW pgtopic.consumer_lag AS
+SELECT g.group_name, t.topic, o."partition", c.committed_offset, o.log_start_offset, o.high_watermark,
+       o.last_stable_offset,
+       greatest(o.last_stable_offset - greatest(coalesce(c.committed_offset, o.log_start_offset), o.log_start_offset), 0) AS lag,
+       c.committed_at, l.pid AS owner_pid, a.application_name AS owner_application, a.client_addr AS owner_address,
+       m.joined_at AS owner_since, m.last_poll AS owner_last_poll
+  FROM pgtopic.catalog_groups g
+  JOIN pgtopic.catalog_topics t ON t.topic_id = g.topic_id
+  CROSS JOIN LATERAL pgtopic.partition_offsets(t.topic) o
+  LEFT JOIN pgtopic.catalog_offsets c ON c.group_id = g.group_id AND c."partition" = o."partition"
+  LEFT JOIN pg_catalog.pg_locks l
+         ON l.locktype = 'advisory' AND l.objsubid = 29699 AND l.granted
+        AND l.database = (SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = current_database())
+        AND l.classid = g.group_id::oid AND l.objid = o."partition"::oid
+  LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
+  LEFT JOIN pgtopic._members() m ON m.pid = l.pid AND m.group_id = g.group_id;
+
+-- Which open producer transaction holds each partition's last stable offset back.
+CREATE VIEW pgtopic.lso_holders AS
+SELECT t.topic, i."partition", i.first_offset, i.pid, a.application_name, a.client_addr, a.xact_start,
+       a.state, a.query
+  FROM pgtopic._inflight() i
+  JOIN pgtopic.catalog_topics t ON to_regclass(format('pgtopic_data.%I', 'topic_' || t.topic_id))::oid = i.storage
+  LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = i.pid;

@@ -1,5 +1,5 @@
-// fetch: raw reads of one partition in offset order, never above the last stable offset,
-// straight from the leaf segments' primary-key indexes.
+// Reading a partition in offset order, never above the last stable offset, straight from the
+// leaf segments' primary-key indexes; and fetch, the raw read without a group.
 #include "guard.hpp"
 #include "pgtopic.hpp"
 
@@ -11,7 +11,7 @@ constexpr int COL_OFFSET = 1;
 
 // Appends rows [from, below) of one segment to the result; returns how many.
 int64 read_segment(Oid leaf, int32 partition, int64 from, int64 below, int64 limit, Snapshot snapshot,
-                   ReturnSetInfo *rsinfo)
+                   ReturnSetInfo *rsinfo, int64 *last_offset)
 {
     Relation rel = table_open(leaf, AccessShareLock);
     RelationGetIndexList(rel);  // fills rd_pkindex
@@ -43,6 +43,7 @@ int64 read_segment(Oid leaf, int32 partition, int64 from, int64 below, int64 lim
                 values[i] = PointerGetDatum(detoast_external_attr(reinterpret_cast<struct varlena *>(DatumGetPointer(values[i]))));
         }
         tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+        *last_offset = DatumGetInt64(values[COL_OFFSET]);
         count++;
     }
 
@@ -54,6 +55,35 @@ int64 read_segment(Oid leaf, int32 partition, int64 from, int64 below, int64 lim
 }
 
 }  // namespace
+
+ReadResult read_partition(const Topic &topic, int32 partition, int64 from, int64 limit, int64 lso,
+                          Snapshot snapshot, ReturnSetInfo *rsinfo)
+{
+    // The caller read `lso` before taking `snapshot`: everything below the LSO had ended before
+    // the snapshot was taken, so the snapshot sees every committed message below it. Callers use
+    // a fresh snapshot, also under REPEATABLE READ, where the transaction's snapshot may be older
+    // than the LSO and would hide committed messages below it.
+    ReadResult result{0, from};
+    int64 offset = from;
+    while (result.count < limit && offset < lso) {
+        int64 segment = offset / topic.segment_size;
+        int64 segment_end = Min((segment + 1) * topic.segment_size, lso);
+        Oid leaf = segment_relid(topic, partition, segment);
+        int64 last = -1;
+        if (OidIsValid(leaf))
+            result.count += read_segment(leaf, partition, offset, segment_end, limit - result.count, snapshot,
+                                         rsinfo, &last);
+        if (result.count >= limit && last >= 0) {
+            result.next_offset = last + 1;
+            return result;
+        }
+        offset = segment_end;
+    }
+    // Everything below the LSO has been read: gaps (rolled-back offsets) are skipped for good.
+    result.next_offset = Max(from, Min(offset, lso));
+    return result;
+}
+
 }  // namespace pgtopic
 
 using namespace pgtopic;
@@ -78,23 +108,10 @@ PGTOPIC_FUNCTION(pgtopic_fetch)
     InitMaterializedSRF(fcinfo, 0);
     auto *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
 
-    // The LSO first, then the snapshot: everything below the LSO has ended before the snapshot
-    // was taken, so the snapshot sees every committed message below it. The snapshot is always
-    // a new one, also under REPEATABLE READ, where the transaction's snapshot may be older than
-    // the LSO and would hide committed messages below it.
+    // The LSO first, then the snapshot (see read_partition).
     int64 lso = partition_offsets(topic, partition).last_stable_offset;
     Snapshot snapshot = RegisterSnapshot(GetLatestSnapshot());
-
-    int64 remaining = max_messages;
-    int64 offset = from;
-    while (remaining > 0 && offset < lso) {
-        int64 segment = offset / topic.segment_size;
-        int64 segment_end = Min((segment + 1) * topic.segment_size, lso);
-        Oid leaf = segment_relid(topic, partition, segment);
-        if (OidIsValid(leaf))
-            remaining -= read_segment(leaf, partition, offset, segment_end, remaining, snapshot, rsinfo);
-        offset = (segment + 1) * topic.segment_size;
-    }
+    (void) read_partition(topic, partition, from, max_messages, lso, snapshot, rsinfo);
     UnregisterSnapshot(snapshot);
     return Datum(0);
 }

@@ -12,6 +12,7 @@
 //
 // and every offset below the LSO belongs to a transaction that has ended: committed (and
 // visible to any snapshot taken after the LSO was read) or aborted (a gap forever).
+#include "guard.hpp"
 #include "pgtopic.hpp"
 
 namespace pgtopic {
@@ -37,6 +38,7 @@ struct InflightSlot {
     dlist_node node;
     PartitionState *partition;
     int64 first_offset;
+    int32 pid;
 };
 
 // dlist_container() is C-only (it type-checks with __builtin_types_compatible_p).
@@ -59,8 +61,6 @@ InflightSlot *my_slots = nullptr;
 int my_slot_count = 0;
 bool exit_callback_registered = false;
 
-shmem_request_hook_type prev_shmem_request_hook = nullptr;
-shmem_startup_hook_type prev_shmem_startup_hook = nullptr;
 
 Size shared_size()
 {
@@ -168,20 +168,17 @@ InflightSlot *my_slot_for(PartitionState *ps)
     return nullptr;
 }
 
-void shmem_request()
+}  // namespace
+
+void offsets_shmem_request()
 {
-    if (prev_shmem_request_hook)
-        prev_shmem_request_hook();
     RequestAddinShmemSpace(add_size(shared_size(), hash_estimate_size(shared_partitions, sizeof(PartitionState))));
     RequestNamedLWLockTranche("pgtopic", 1);
 }
 
-void shmem_startup()
+// Called with AddinShmemInitLock held.
+void offsets_shmem_startup()
 {
-    if (prev_shmem_startup_hook)
-        prev_shmem_startup_hook();
-
-    LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
     bool found = false;
     shared = static_cast<SharedState *>(ShmemInitStruct("pgtopic shared state", shared_size(), &found));
     if (!found) {
@@ -195,17 +192,6 @@ void shmem_startup()
     info.entrysize = sizeof(PartitionState);
     partition_hash = ShmemInitHash("pgtopic partitions", shared_partitions, shared_partitions, &info,
                                    HASH_ELEM | HASH_BLOBS);
-    LWLockRelease(AddinShmemInitLock);
-}
-
-}  // namespace
-
-void offsets_shmem_request()
-{
-    prev_shmem_request_hook = shmem_request_hook;
-    shmem_request_hook = shmem_request;
-    prev_shmem_startup_hook = shmem_startup_hook;
-    shmem_startup_hook = shmem_startup;
 }
 
 void offsets_init_backend_callbacks()
@@ -245,6 +231,7 @@ int64 allocate_offsets(const Topic &topic, int32 partition, int64 count)
         slot = &my_slots[my_slot_count++];
         slot->partition = ps;
         slot->first_offset = first;
+        slot->pid = MyProcPid;
         dlist_push_tail(&ps->inflight, &slot->node);
     }
     SpinLockRelease(&ps->mutex);
@@ -286,3 +273,41 @@ void forget_topic(Oid root_relid)
 }
 
 }  // namespace pgtopic
+
+using namespace pgtopic;
+
+// The in-flight producer transactions of this database, for the lso_holders view.
+PGTOPIC_FUNCTION(pgtopic_inflight)
+{
+    InitMaterializedSRF(fcinfo, 0);
+    auto *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
+    LWLockAcquire(shared->hash_lock, LW_SHARED);
+    HASH_SEQ_STATUS status;
+    hash_seq_init(&status, partition_hash);
+    while (auto *ps = static_cast<PartitionState *>(hash_seq_search(&status))) {
+        if (ps->key.database != MyDatabaseId)
+            continue;
+        // Copy under the spinlock, emit after releasing it.
+        constexpr int MAX_COPY = 64;
+        int32 pids[MAX_COPY];
+        int64 firsts[MAX_COPY];
+        int n = 0;
+        SpinLockAcquire(&ps->mutex);
+        // dlist_foreach() is C-only; walk the ring by hand.
+        for (dlist_node *cur = ps->inflight.head.next; cur != &ps->inflight.head && n < MAX_COPY; cur = cur->next) {
+            InflightSlot *slot = slot_of(cur);
+            pids[n] = slot->pid;
+            firsts[n] = slot->first_offset;
+            n++;
+        }
+        SpinLockRelease(&ps->mutex);
+        for (int i = 0; i < n; i++) {
+            Datum values[4] = {ObjectIdGetDatum(ps->key.root_relid), Int32GetDatum(ps->key.partition),
+                               Int32GetDatum(pids[i]), Int64GetDatum(firsts[i])};
+            bool nulls[4] = {false, false, false, false};
+            tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+        }
+    }
+    LWLockRelease(shared->hash_lock);
+    return Datum(0);
+}

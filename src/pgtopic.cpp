@@ -15,6 +15,8 @@ int max_partitions = 1000;
 int default_segment_size = 100000;
 int shared_partitions = 8192;
 int max_partitions_per_transaction = 256;
+int max_poll_interval_ms = 300000;
+int auto_offset_reset = RESET_EARLIEST;
 
 namespace {
 
@@ -37,7 +39,40 @@ void define_settings()
                             "Partitions one transaction may produce to.", nullptr,
                             &max_partitions_per_transaction, 256, 1, 100000, PGC_POSTMASTER, 0, nullptr,
                             nullptr, nullptr);
+    DefineCustomIntVariable("pgtopic.max_poll_interval",
+                            "A group member that has not called consume for this long loses its partitions.",
+                            "Another member that needs them terminates the idle member's session (Kafka's "
+                            "max.poll.interval.ms). 0 disables.",
+                            &max_poll_interval_ms, 300000, 0, INT_MAX, PGC_SUSET, GUC_UNIT_MS, nullptr, nullptr,
+                            nullptr);
+    static const struct config_enum_entry reset_options[] = {
+        {"earliest", RESET_EARLIEST, false}, {"latest", RESET_LATEST, false}, {nullptr, 0, false}};
+    DefineCustomEnumVariable("pgtopic.auto_offset_reset",
+                             "Where a group starts on a partition it has no committed offset for.", nullptr,
+                             &auto_offset_reset, RESET_EARLIEST, reset_options, PGC_USERSET, 0, nullptr, nullptr,
+                             nullptr);
     MarkGUCPrefixReserved("pgtopic");
+}
+
+shmem_request_hook_type prev_shmem_request_hook = nullptr;
+shmem_startup_hook_type prev_shmem_startup_hook = nullptr;
+
+void shmem_request()
+{
+    if (prev_shmem_request_hook)
+        prev_shmem_request_hook();
+    offsets_shmem_request();
+    members_shmem_request();
+}
+
+void shmem_startup()
+{
+    if (prev_shmem_startup_hook)
+        prev_shmem_startup_hook();
+    LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+    offsets_shmem_startup();
+    members_shmem_startup();
+    LWLockRelease(AddinShmemInitLock);
 }
 
 }  // namespace
@@ -51,8 +86,12 @@ void _PG_init(void)
                         errhint("Add 'pgtopic' to shared_preload_libraries in postgresql.conf and restart "
                                 "the server, then run CREATE EXTENSION pgtopic.")));
     pgtopic::define_settings();
-    pgtopic::offsets_shmem_request();
+    pgtopic::prev_shmem_request_hook = shmem_request_hook;
+    shmem_request_hook = pgtopic::shmem_request;
+    pgtopic::prev_shmem_startup_hook = shmem_startup_hook;
+    shmem_startup_hook = pgtopic::shmem_startup;
     pgtopic::offsets_init_backend_callbacks();
+    pgtopic::groups_init_backend_callbacks();
 }
 
 using namespace pgtopic;

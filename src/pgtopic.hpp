@@ -10,6 +10,9 @@ extern int max_message_bytes;             // pgtopic.max_message_bytes
 extern int max_partitions;                // pgtopic.max_partitions (per topic)
 extern int shared_partitions;             // pgtopic.shared_partitions (shared-memory slots)
 extern int max_partitions_per_transaction;  // pgtopic.max_partitions_per_transaction
+extern int max_poll_interval_ms;          // pgtopic.max_poll_interval
+extern int auto_offset_reset;             // pgtopic.auto_offset_reset
+enum AutoOffsetReset { RESET_EARLIEST, RESET_LATEST };
 
 // ---- catalog (catalog.cpp) --------------------------------------------------------------
 struct Topic {
@@ -30,7 +33,7 @@ void require_arg(FunctionCallInfo fcinfo, int argno, const char *name);
 
 // ---- offsets (offsets.cpp) --------------------------------------------------------------
 void offsets_shmem_request();
-void offsets_shmem_startup();
+void offsets_shmem_startup();  // with AddinShmemInitLock held
 void offsets_init_backend_callbacks();
 // Takes `count` consecutive offsets of a partition for the current transaction and registers
 // them as in flight until the transaction ends. Never waits for other producers.
@@ -41,6 +44,21 @@ struct PartitionOffsets {
 };
 PartitionOffsets partition_offsets(const Topic &topic, int32 partition);
 void forget_topic(Oid root_relid);
+
+// ---- reading (fetch.cpp) ----------------------------------------------------------------
+struct ReadResult {
+    int64 count;        // rows appended to the result
+    int64 next_offset;  // where the next read of this partition starts
+};
+// Appends up to `limit` messages of [from, lso) to rsinfo's tuplestore, in offset order.
+// `lso` must have been read before `snapshot` was taken.
+ReadResult read_partition(const Topic &topic, int32 partition, int64 from, int64 limit, int64 lso,
+                          Snapshot snapshot, ReturnSetInfo *rsinfo);
+
+// ---- consumer groups (groups.cpp) -------------------------------------------------------
+void members_shmem_request();
+void members_shmem_startup();
+void groups_init_backend_callbacks();
 
 // ---- produce (produce.cpp) -------------------------------------------------------------
 // Kafka's default partitioner for a text key (hashed as UTF-8).

@@ -8,6 +8,10 @@ ROLLBACK;
 CREATE TEMP TABLE before_dump AS
 SELECT f.* FROM generate_series(0, 1) AS p, LATERAL pgtopic.fetch('dumped', p, 0, 1000) AS f;
 SELECT count(*) FROM before_dump;
+-- a consumer group with committed offsets
+SELECT count(*) FROM pgtopic.consume('dumped', 'dg', 10);
+SELECT pgtopic.commit('dumped', 'dg');
+SELECT pgtopic.leave('dumped', 'dg');
 
 CREATE DATABASE pgtopic_restored;
 \! pg_dump --format=custom --file=test/results/dump_restore.dump contrib_regression
@@ -18,6 +22,9 @@ SELECT topic, partitions, segment_size FROM pgtopic.topics ORDER BY topic;
 SELECT "partition", count(*), min(msg_offset), max(msg_offset), string_agg(convert_from(value, 'UTF8'), ',' ORDER BY msg_offset) AS values
   FROM generate_series(0, 1) AS p, LATERAL pgtopic.fetch('dumped', p, 0, 1000)
  GROUP BY 1 ORDER BY 1;
+-- the group continues from its committed offsets
+SELECT "partition", committed_offset FROM pgtopic.consumer_lag WHERE group_name = 'dg' ORDER BY 1;
+SELECT count(*) FROM pgtopic.consume('dumped', 'dg', 100);
 -- offsets continue above the restored messages
 SELECT * FROM pgtopic.produce('dumped', 'after restore', partition => 0);
 SELECT * FROM pgtopic.produce('dumped', 'after restore', partition => 1);

@@ -1,0 +1,806 @@
+// Consumer groups over session-level advisory locks (ARCHITECTURE.md, "Consumer groups").
+//
+//  * A group is a row of pgtopic.catalog_groups per (topic, group name); its id keys the locks.
+//  * Membership: a SHARE session advisory lock on (database, group id, 0, LOCK_SPACE_MEMBER),
+//    held by every live member; the lock manager's view (pg_locks) is the member list.
+//  * Ownership of a partition: an EXCLUSIVE session advisory lock on (database, group id,
+//    partition, LOCK_SPACE_OWNER). Released the instant the session ends.
+//  * Each poll computes the fair share from the lock manager's view: P partitions over M live
+//    members, ordered by (partitions owned, descending; pid): the first P mod M get ceil(P/M),
+//    the others floor(P/M). A member above its share commits and releases its highest partitions;
+//    a member below it takes free ones (sticky: nobody gives up a partition it may keep).
+//  * Positions (the next offset to hand out) live in this backend; committed offsets live in
+//    pgtopic.catalog_offsets and are written in the caller's transaction. On ROLLBACK the
+//    positions return to what they were when the transaction began.
+#include "guard.hpp"
+#include "pgtopic.hpp"
+
+extern "C" {
+#include "storage/procarray.h"
+#include "utils/acl.h"
+}
+
+#include <csignal>
+
+namespace pgtopic {
+namespace {
+
+constexpr uint16 LOCK_SPACE_MEMBER = 0x7402;  // 29698 in pg_locks.objsubid
+constexpr uint16 LOCK_SPACE_OWNER = 0x7403;   // 29699
+constexpr int MEMBERSHIPS_PER_BACKEND = 32;
+constexpr int GROUP_NAME_MAX = 249;
+
+// ---- shared registry: who is a member since when, and when it last polled -----------------
+
+struct MemberEntry {
+    Oid database;
+    int32 group_id;  // 0: free
+    TimestampTz joined_at;
+    TimestampTz last_poll;
+};
+
+struct BackendMembers {
+    slock_t mutex;
+    int32 pid;
+    MemberEntry entries[MEMBERSHIPS_PER_BACKEND];
+};
+
+BackendMembers *registry = nullptr;  // MaxBackends entries
+
+Size registry_size()
+{
+    return mul_size(static_cast<Size>(MaxBackends), sizeof(BackendMembers));
+}
+
+BackendMembers *my_registry()
+{
+    if (MyBackendId == InvalidBackendId || MyBackendId > MaxBackends)
+        ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                        errmsg("pgtopic consumer groups are not available in this kind of process")));
+    return &registry[MyBackendId - 1];
+}
+
+// ---- backend-local state ----------------------------------------------------------------
+
+struct OwnedPartition {
+    int32 partition;
+    bool position_valid;  // false: (re)load from the catalog before use
+    int64 position;       // next offset to hand out
+    int64 committed;      // value of catalog_offsets as this session wrote or read it; -1: none
+};
+
+struct Membership {
+    bool in_use;
+    Oid database;
+    int32 topic_id;
+    int32 group_id;
+    char group_name[GROUP_NAME_MAX + 1];
+    int registry_slot;
+    bool created_in_xact;  // this transaction inserted the group row
+    bool stale;            // ... and rolled back: leave and join again
+    uint32 next_start;     // round-robin start among owned partitions
+    int n_owned, cap_owned;
+    OwnedPartition *owned;
+    // state when the current transaction first touched this membership, restored on abort
+    bool touched;
+    int n_saved;
+    OwnedPartition *saved;
+};
+
+MemoryContext groups_context = nullptr;
+Membership memberships[MEMBERSHIPS_PER_BACKEND];
+bool exit_callback_registered = false;
+
+LOCKTAG member_tag(int32 group_id)
+{
+    LOCKTAG tag;
+    SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, static_cast<uint32>(group_id), 0, LOCK_SPACE_MEMBER);
+    return tag;
+}
+
+LOCKTAG owner_tag(int32 group_id, int32 partition)
+{
+    LOCKTAG tag;
+    SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, static_cast<uint32>(group_id), static_cast<uint32>(partition),
+                         LOCK_SPACE_OWNER);
+    return tag;
+}
+
+void check_group_name(text *name)
+{
+    int len = VARSIZE_ANY_EXHDR(name);
+    if (len < 1 || len > GROUP_NAME_MAX)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("group_name must be 1 to %d bytes long", GROUP_NAME_MAX)));
+    const char *p = VARDATA_ANY(name);
+    for (int i = 0; i < len; i++)
+        if (static_cast<unsigned char>(p[i]) < 0x20)
+            ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                            errmsg("group_name must not contain control characters")));
+}
+
+void registry_clear_slot(int slot)
+{
+    BackendMembers *me = &registry[MyBackendId - 1];
+    SpinLockAcquire(&me->mutex);
+    me->entries[slot].group_id = 0;
+    SpinLockRelease(&me->mutex);
+}
+
+void registry_touch(const Membership &m)
+{
+    BackendMembers *me = &registry[MyBackendId - 1];
+    TimestampTz now = GetCurrentTimestamp();
+    SpinLockAcquire(&me->mutex);
+    me->entries[m.registry_slot].last_poll = now;
+    SpinLockRelease(&me->mutex);
+}
+
+// Session ends: the lock manager releases the locks; only the registry needs clearing.
+void exit_callback(int, Datum)
+{
+    if (registry == nullptr || MyBackendId == InvalidBackendId || MyBackendId > MaxBackends)
+        return;
+    BackendMembers *me = &registry[MyBackendId - 1];
+    SpinLockAcquire(&me->mutex);
+    for (MemberEntry &e : me->entries)
+        e.group_id = 0;
+    SpinLockRelease(&me->mutex);
+}
+
+// Nothing here may fail (commit/abort callbacks): only local memory is touched.
+void restore_saved(Membership &m)
+{
+    for (int i = 0; i < m.n_owned; i++) {
+        OwnedPartition &o = m.owned[i];
+        o.position_valid = false;  // acquired in the aborted transaction: reload from the catalog
+        for (int j = 0; j < m.n_saved; j++)
+            if (m.saved[j].partition == o.partition) {
+                o = m.saved[j];
+                break;
+            }
+    }
+}
+
+void xact_callback(XactEvent event, void *)
+{
+    if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT && event != XACT_EVENT_PARALLEL_COMMIT &&
+        event != XACT_EVENT_PARALLEL_ABORT)
+        return;
+    bool aborted = event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT;
+    for (Membership &m : memberships) {
+        if (!m.in_use)
+            continue;
+        if (aborted && m.touched)
+            restore_saved(m);
+        if (aborted && m.created_in_xact)
+            m.stale = true;
+        m.touched = false;
+        m.created_in_xact = false;
+    }
+}
+
+// A subtransaction that touched a membership rolled back: its catalog writes are gone, so this
+// session no longer knows what the catalog holds; positions stay where they are (those messages
+// were handed out), and the next commit writes them again.
+void subxact_callback(SubXactEvent event, SubTransactionId, SubTransactionId, void *)
+{
+    if (event != SUBXACT_EVENT_ABORT_SUB)
+        return;
+    for (Membership &m : memberships)
+        if (m.in_use && m.touched)
+            for (int i = 0; i < m.n_owned; i++)
+                m.owned[i].committed = -2;
+}
+
+// First use of a membership in this transaction: remember its state for ROLLBACK.
+void touch(Membership &m)
+{
+    if (m.touched)
+        return;
+    m.n_saved = m.n_owned;
+    memcpy(m.saved, m.owned, sizeof(OwnedPartition) * m.n_owned);
+    m.touched = true;
+}
+
+void ensure_capacity(Membership &m, int partitions)
+{
+    if (partitions <= m.cap_owned)
+        return;
+    int cap = Max(partitions, 8);
+    auto *owned = static_cast<OwnedPartition *>(MemoryContextAllocZero(groups_context, sizeof(OwnedPartition) * cap));
+    auto *saved = static_cast<OwnedPartition *>(MemoryContextAllocZero(groups_context, sizeof(OwnedPartition) * cap));
+    if (m.owned != nullptr) {
+        memcpy(owned, m.owned, sizeof(OwnedPartition) * m.n_owned);
+        memcpy(saved, m.saved, sizeof(OwnedPartition) * m.n_saved);
+        pfree(m.owned);
+        pfree(m.saved);
+    }
+    m.owned = owned;
+    m.saved = saved;
+    m.cap_owned = cap;
+}
+
+Membership *find_membership(int32 topic_id, text *group_name)
+{
+    int len = VARSIZE_ANY_EXHDR(group_name);
+    for (Membership &m : memberships)
+        if (m.in_use && m.database == MyDatabaseId && m.topic_id == topic_id &&
+            static_cast<int>(strlen(m.group_name)) == len && memcmp(m.group_name, VARDATA_ANY(group_name), len) == 0)
+            return &m;
+    return nullptr;
+}
+
+void release_all(Membership &m)
+{
+    for (int i = 0; i < m.n_owned; i++) {
+        LOCKTAG tag = owner_tag(m.group_id, m.owned[i].partition);
+        (void) LockRelease(&tag, ExclusiveLock, true);
+    }
+    LOCKTAG tag = member_tag(m.group_id);
+    (void) LockRelease(&tag, ShareLock, true);
+    registry_clear_slot(m.registry_slot);
+    if (m.owned != nullptr) {
+        pfree(m.owned);
+        pfree(m.saved);
+    }
+    m = Membership{};
+}
+
+// The group's id, inserting its catalog row if it is new.
+int32 group_id_for(const Topic &topic, text *group_name, bool *created)
+{
+    Oid argtypes[2] = {TEXTOID, INT4OID};
+    Datum values[2] = {PointerGetDatum(group_name), Int32GetDatum(topic.id)};
+    SPI_connect();
+    int rc = SPI_execute_with_args(
+        "INSERT INTO pgtopic.catalog_groups (group_name, topic_id) VALUES ($1, $2) "
+        "ON CONFLICT (topic_id, group_name) DO NOTHING RETURNING group_id",
+        2, argtypes, values, nullptr, false, 1);
+    if (rc != SPI_OK_INSERT_RETURNING)
+        ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not register the consumer group")));
+    int32 id = 0;
+    *created = SPI_processed == 1;
+    bool isnull = false;
+    if (*created) {
+        id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+    } else {
+        // Committed by someone else, perhaps after our statement's snapshot: read with a new one.
+        SPIPlanPtr plan = SPI_prepare("SELECT group_id FROM pgtopic.catalog_groups WHERE group_name = $1 AND topic_id = $2",
+                                      2, argtypes);
+        Snapshot snapshot = RegisterSnapshot(GetLatestSnapshot());
+        rc = SPI_execute_snapshot(plan, values, nullptr, snapshot, InvalidSnapshot, true, false, 1);
+        UnregisterSnapshot(snapshot);
+        if (rc != SPI_OK_SELECT || SPI_processed != 1)
+            ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not find the consumer group")));
+        id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+    }
+    SPI_finish();
+    return id;
+}
+
+Membership &join(const Topic &topic, text *group_name)
+{
+    Membership *m = find_membership(topic.id, group_name);
+    if (m != nullptr && !m->stale)
+        return *m;
+    if (m != nullptr)
+        release_all(*m);
+
+    if (groups_context == nullptr)
+        groups_context = AllocSetContextCreate(TopMemoryContext, "pgtopic groups", ALLOCSET_SMALL_SIZES);
+    if (!exit_callback_registered) {
+        before_shmem_exit(exit_callback, 0);
+        exit_callback_registered = true;
+    }
+    BackendMembers *me = my_registry();
+
+    Membership *slot = nullptr;
+    int index = 0;
+    for (Membership &candidate : memberships) {
+        if (!candidate.in_use) {
+            slot = &candidate;
+            break;
+        }
+        index++;
+    }
+    if (slot == nullptr)
+        ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+                        errmsg("a session may be a member of at most %d consumer groups", MEMBERSHIPS_PER_BACKEND),
+                        errhint("Call pgtopic.leave() for groups this session no longer consumes.")));
+
+    bool created = false;
+    int32 group_id = group_id_for(topic, group_name, &created);
+    LOCKTAG tag = member_tag(group_id);
+    (void) LockAcquire(&tag, ShareLock, true, false);
+
+    *slot = Membership{};
+    slot->in_use = true;
+    slot->database = MyDatabaseId;
+    slot->topic_id = topic.id;
+    slot->group_id = group_id;
+    text_to_cstring_buffer(group_name, slot->group_name, sizeof slot->group_name);
+    slot->registry_slot = index;
+    slot->created_in_xact = created;
+    ensure_capacity(*slot, topic.partitions);
+
+    TimestampTz now = GetCurrentTimestamp();
+    SpinLockAcquire(&me->mutex);
+    me->pid = MyProcPid;
+    me->entries[index] = MemberEntry{MyDatabaseId, group_id, now, now};
+    SpinLockRelease(&me->mutex);
+    return *slot;
+}
+
+OwnedPartition *owned_partition(Membership &m, int32 partition)
+{
+    for (int i = 0; i < m.n_owned; i++)
+        if (m.owned[i].partition == partition)
+            return &m.owned[i];
+    return nullptr;
+}
+
+void drop_owned(Membership &m, int index)
+{
+    m.owned[index] = m.owned[m.n_owned - 1];
+    m.n_owned--;
+}
+
+// Writes the positions of owned partitions that moved since the catalog last saw them.
+void commit_positions(Membership &m, bool explicit_commit)
+{
+    for (int i = 0; i < m.n_owned;) {
+        LOCKTAG tag = owner_tag(m.group_id, m.owned[i].partition);
+        if (LockHeldByMe(&tag, ExclusiveLock)) {
+            i++;
+            continue;
+        }
+        if (explicit_commit)
+            ereport(ERROR, (errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+                            errmsg("partition %d is no longer owned by this session in group \"%s\"",
+                                   m.owned[i].partition, m.group_name),
+                            errdetail("Its ownership lock was released; its next owner continues from the last "
+                                      "committed offset."),
+                            errhint("Call pgtopic.consume() again to rejoin the group.")));
+        drop_owned(m, i);  // auto-commit: skip it, the next owner redelivers (at least once)
+    }
+
+    int n = 0;
+    Datum *parts = static_cast<Datum *>(palloc(sizeof(Datum) * Max(m.n_owned, 1)));
+    Datum *offsets = static_cast<Datum *>(palloc(sizeof(Datum) * Max(m.n_owned, 1)));
+    for (int i = 0; i < m.n_owned; i++) {
+        const OwnedPartition &o = m.owned[i];
+        if (o.position_valid && o.position != o.committed) {
+            parts[n] = Int32GetDatum(o.partition);
+            offsets[n] = Int64GetDatum(o.position);
+            n++;
+        }
+    }
+    if (n == 0)
+        return;
+
+    Oid argtypes[3] = {INT4OID, INT4ARRAYOID, INT8ARRAYOID};
+    Datum values[3] = {Int32GetDatum(m.group_id),
+                       PointerGetDatum(construct_array(parts, n, INT4OID, 4, true, TYPALIGN_INT)),
+                       PointerGetDatum(construct_array(offsets, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE))};
+    SPI_connect();
+    int rc = SPI_execute_with_args(
+        "INSERT INTO pgtopic.catalog_offsets (group_id, \"partition\", committed_offset, committed_at) "
+        "SELECT $1, u.p, u.o, now() FROM unnest($2::int[], $3::bigint[]) AS u(p, o) "
+        "ON CONFLICT (group_id, \"partition\") DO UPDATE "
+        "SET committed_offset = EXCLUDED.committed_offset, committed_at = EXCLUDED.committed_at",
+        3, argtypes, values, nullptr, false, 0);
+    if (rc != SPI_OK_INSERT)
+        ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not commit the group's offsets")));
+    SPI_finish();
+    for (int i = 0; i < m.n_owned; i++)
+        if (m.owned[i].position_valid)
+            m.owned[i].committed = m.owned[i].position;
+}
+
+// Loads the committed offsets of owned partitions whose position is unknown. The upsert takes
+// the rows' locks: if the previous owner's transaction wrote an offset and has not ended, this
+// waits for it and then sees its final value (exactly once for work done in the database).
+void load_positions(Membership &m, const Topic &topic)
+{
+    int n = 0;
+    Datum *parts = static_cast<Datum *>(palloc(sizeof(Datum) * Max(m.n_owned, 1)));
+    for (int i = 0; i < m.n_owned; i++)
+        if (!m.owned[i].position_valid)
+            parts[n++] = Int32GetDatum(m.owned[i].partition);
+    if (n == 0)
+        return;
+
+    Oid argtypes[2] = {INT4OID, INT4ARRAYOID};
+    Datum values[2] = {Int32GetDatum(m.group_id),
+                       PointerGetDatum(construct_array(parts, n, INT4OID, 4, true, TYPALIGN_INT))};
+    SPI_connect();
+    int rc = SPI_execute_with_args(
+        "INSERT INTO pgtopic.catalog_offsets AS c (group_id, \"partition\") SELECT $1, unnest($2::int[]) "
+        "ON CONFLICT (group_id, \"partition\") DO UPDATE SET committed_offset = c.committed_offset "
+        "RETURNING \"partition\", committed_offset",
+        2, argtypes, values, nullptr, false, 0);
+    if (rc != SPI_OK_INSERT_RETURNING)
+        ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not read the group's offsets")));
+    for (uint64 r = 0; r < SPI_processed; r++) {
+        bool isnull = false;
+        int32 p = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull));
+        Datum d = SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2, &isnull);
+        OwnedPartition *o = owned_partition(m, p);
+        if (o == nullptr)
+            continue;
+        if (!isnull) {
+            o->position = DatumGetInt64(d);
+            o->committed = o->position;
+        } else {
+            // No committed offset: pgtopic.auto_offset_reset decides (Kafka's auto.offset.reset).
+            if (auto_offset_reset == RESET_LATEST) {
+                o->position = partition_offsets(topic, p).last_stable_offset;
+            } else {
+                int64 first = stored_first_offset(topic, p);
+                o->position = first < 0 ? 0 : first;
+            }
+            o->committed = -1;
+        }
+        o->position_valid = true;
+    }
+    SPI_finish();
+}
+
+bool has_terminate_rights(PGPROC *proc)
+{
+    if (superuser())
+        return true;
+    if (superuser_arg(proc->roleId))
+        return false;
+    return has_privs_of_role(GetUserId(), proc->roleId) ||
+           has_privs_of_role(GetUserId(), ROLE_PG_SIGNAL_BACKEND);
+}
+
+// Kafka's max.poll.interval.ms: a member that owns a partition we need and has not polled for
+// longer than pgtopic.max_poll_interval is removed by terminating its session (its locks go
+// with it). Only with the rights pg_terminate_backend would need.
+void expire_idle_owner(Membership &m, int pid)
+{
+    if (max_poll_interval_ms <= 0 || pid == MyProcPid)
+        return;
+    PGPROC *proc = BackendPidGetProc(pid);
+    if (proc == nullptr || proc->backendId == InvalidBackendId || proc->backendId > MaxBackends)
+        return;
+    BackendMembers *them = &registry[proc->backendId - 1];
+    TimestampTz last_poll = 0;
+    SpinLockAcquire(&them->mutex);
+    if (them->pid == pid)
+        for (const MemberEntry &e : them->entries)
+            if (e.group_id == m.group_id && e.database == MyDatabaseId)
+                last_poll = e.last_poll;
+    SpinLockRelease(&them->mutex);
+    if (last_poll == 0 ||
+        !TimestampDifferenceExceeds(last_poll, GetCurrentTimestamp(), max_poll_interval_ms))
+        return;
+    if (!has_terminate_rights(proc)) {
+        ereport(WARNING, (errmsg("member %d of group \"%s\" exceeded pgtopic.max_poll_interval but this role may "
+                                 "not terminate it",
+                                 pid, m.group_name)));
+        return;
+    }
+    ereport(LOG, (errmsg("pgtopic: terminating member %d of group \"%s\": no poll for more than %d ms", pid,
+                         m.group_name, max_poll_interval_ms)));
+    (void) kill(pid, SIGTERM);
+}
+
+struct GroupView {
+    int n_members;
+    int *member_pids;
+    int *member_owned;  // partitions each member owns
+    int *owner_of;      // per partition: owner pid or 0
+};
+
+GroupView group_view(const Membership &m, int32 partitions)
+{
+    GroupView v{};
+    v.owner_of = static_cast<int *>(palloc0(sizeof(int) * partitions));
+    LockData *locks = GetLockStatusData();
+    v.member_pids = static_cast<int *>(palloc(sizeof(int) * (locks->nelements + 1)));
+    v.member_owned = static_cast<int *>(palloc0(sizeof(int) * (locks->nelements + 1)));
+    for (int i = 0; i < locks->nelements; i++) {
+        const LockInstanceData &l = locks->locks[i];
+        if (l.locktag.locktag_type != LOCKTAG_ADVISORY || l.locktag.locktag_field1 != MyDatabaseId ||
+            l.locktag.locktag_field2 != static_cast<uint32>(m.group_id) || l.holdMask == 0)
+            continue;
+        if (l.locktag.locktag_field4 == LOCK_SPACE_MEMBER) {
+            bool seen = false;
+            for (int j = 0; j < v.n_members; j++)
+                seen = seen || v.member_pids[j] == l.pid;
+            if (!seen)
+                v.member_pids[v.n_members++] = l.pid;
+        } else if (l.locktag.locktag_field4 == LOCK_SPACE_OWNER &&
+                   l.locktag.locktag_field3 < static_cast<uint32>(partitions)) {
+            v.owner_of[l.locktag.locktag_field3] = l.pid;
+        }
+    }
+    for (int j = 0; j < v.n_members; j++)
+        for (int p = 0; p < partitions; p++)
+            if (v.owner_of[p] == v.member_pids[j])
+                v.member_owned[j]++;
+    return v;
+}
+
+void rebalance(Membership &m, const Topic &topic)
+{
+    const int32 P = topic.partitions;
+    ensure_capacity(m, P);
+    GroupView v = group_view(m, P);
+
+    // Fair shares: members ordered by (owned desc, pid), the first P mod M get one more.
+    int M = Max(v.n_members, 1);
+    int rank = 0;
+    int my_owned = m.n_owned;
+    for (int j = 0; j < v.n_members; j++) {
+        int pid = v.member_pids[j];
+        if (pid == MyProcPid)
+            continue;
+        if (v.member_owned[j] > my_owned || (v.member_owned[j] == my_owned && pid < MyProcPid))
+            rank++;
+    }
+    int quota = P / M + (rank < P % M ? 1 : 0);
+
+    // Above the share: give back the highest partitions (their offsets were committed first).
+    while (m.n_owned > quota) {
+        int highest = 0;
+        for (int i = 1; i < m.n_owned; i++)
+            if (m.owned[i].partition > m.owned[highest].partition)
+                highest = i;
+        LOCKTAG tag = owner_tag(m.group_id, m.owned[highest].partition);
+        (void) LockRelease(&tag, ExclusiveLock, true);
+        drop_owned(m, highest);
+    }
+
+    // Below it: take free partitions, starting at a member-specific point to spread contention.
+    if (m.n_owned < quota) {
+        int start = (rank * P) / M;
+        for (int k = 0; k < P && m.n_owned < quota; k++) {
+            int32 p = (start + k) % P;
+            if (v.owner_of[p] != 0 || owned_partition(m, p) != nullptr)
+                continue;
+            LOCKTAG tag = owner_tag(m.group_id, p);
+            if (LockAcquire(&tag, ExclusiveLock, true, true) == LOCKACQUIRE_NOT_AVAIL)
+                continue;
+            m.owned[m.n_owned++] = OwnedPartition{p, false, 0, -1};
+        }
+        // Still short: partitions held by members that stopped polling are taken from them.
+        for (int32 p = 0; p < P && m.n_owned < quota; p++)
+            if (v.owner_of[p] != 0 && v.owner_of[p] != MyProcPid)
+                expire_idle_owner(m, v.owner_of[p]);
+    }
+}
+
+// One pass over the owned partitions, fairly: each gets an equal share of max_messages first,
+// then what is left goes round-robin. Returns how many messages it appended.
+int64 read_owned(Membership &m, const Topic &topic, int64 max_messages, ReturnSetInfo *rsinfo)
+{
+    int n = m.n_owned;
+    if (n == 0 || max_messages == 0)
+        return 0;
+    // LSOs first, then one snapshot for all partitions.
+    int64 *lso = static_cast<int64 *>(palloc(sizeof(int64) * n));
+    for (int i = 0; i < n; i++)
+        lso[i] = partition_offsets(topic, m.owned[i].partition).last_stable_offset;
+    Snapshot snapshot = RegisterSnapshot(GetLatestSnapshot());
+
+    int64 total = 0;
+    uint32 start = m.next_start++;
+    int64 share = Max(max_messages / n, 1);
+    for (int pass = 0; pass < 2 && total < max_messages; pass++) {
+        for (int k = 0; k < n && total < max_messages; k++) {
+            OwnedPartition &o = m.owned[(start + k) % n];
+            if (o.position >= lso[(start + k) % n])
+                continue;
+            int64 want = pass == 0 ? Min(share, max_messages - total) : max_messages - total;
+            ReadResult r = read_partition(topic, o.partition, o.position, want, lso[(start + k) % n], snapshot, rsinfo);
+            o.position = r.next_offset;
+            total += r.count;
+        }
+    }
+    UnregisterSnapshot(snapshot);
+    return total;
+}
+
+Membership &member_of(const Topic &topic, text *topic_name, text *group_name)
+{
+    Membership *m = find_membership(topic.id, group_name);
+    if (m == nullptr || m->stale)
+        ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                        errmsg("this session is not a member of group \"%s\" on topic \"%s\"",
+                               text_to_cstring(group_name), text_to_cstring(topic_name)),
+                        errhint("Call pgtopic.consume() first: commit applies to what this session consumed.")));
+    return *m;
+}
+
+}  // namespace
+
+void members_shmem_request()
+{
+    RequestAddinShmemSpace(registry_size());
+}
+
+void members_shmem_startup()
+{
+    bool found = false;
+    registry = static_cast<BackendMembers *>(ShmemInitStruct("pgtopic group members", registry_size(), &found));
+    if (!found) {
+        memset(registry, 0, registry_size());
+        for (int i = 0; i < MaxBackends; i++)
+            SpinLockInit(&registry[i].mutex);
+    }
+}
+
+void groups_init_backend_callbacks()
+{
+    RegisterXactCallback(xact_callback, nullptr);
+    RegisterSubXactCallback(subxact_callback, nullptr);
+}
+
+}  // namespace pgtopic
+
+using namespace pgtopic;
+
+PGTOPIC_FUNCTION(pgtopic_consume)
+{
+    require_arg(fcinfo, 0, "topic");
+    require_arg(fcinfo, 1, "group_name");
+    require_arg(fcinfo, 2, "max_messages");
+    require_arg(fcinfo, 3, "wait_ms");
+    text *group_name = PG_GETARG_TEXT_PP(1);
+    int32 max_messages = PG_GETARG_INT32(2);
+    int32 wait_ms = PG_GETARG_INT32(3);
+    check_group_name(group_name);
+    if (max_messages < 0)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("max_messages must not be negative")));
+    if (wait_ms < 0)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("wait_ms must not be negative")));
+    if (RecoveryInProgress())
+        ereport(ERROR, (errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+                        errmsg("cannot consume during recovery"),
+                        errhint("Consumer groups commit offsets: connect to the primary.")));
+
+    Topic topic = lookup_topic(PG_GETARG_TEXT_PP(0), AccessShareLock);
+    Membership &m = join(topic, group_name);
+    touch(m);
+    registry_touch(m);
+
+    commit_positions(m, false);  // Kafka's auto-commit: what the previous call handed out
+    rebalance(m, topic);
+    load_positions(m, topic);
+
+    InitMaterializedSRF(fcinfo, 0);
+    auto *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
+    TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), wait_ms);
+    for (;;) {
+        if (read_owned(m, topic, max_messages, rsinfo) > 0 || wait_ms == 0)
+            break;
+        if (GetCurrentTimestamp() >= deadline)
+            break;
+        (void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 10, PG_WAIT_EXTENSION);
+        ResetLatch(MyLatch);
+        CHECK_FOR_INTERRUPTS();
+        registry_touch(m);
+    }
+    registry_touch(m);
+    return Datum(0);
+}
+
+PGTOPIC_FUNCTION(pgtopic_commit)
+{
+    require_arg(fcinfo, 0, "topic");
+    require_arg(fcinfo, 1, "group_name");
+    text *group_name = PG_GETARG_TEXT_PP(1);
+    check_group_name(group_name);
+    Topic topic = lookup_topic(PG_GETARG_TEXT_PP(0), AccessShareLock);
+    Membership &m = member_of(topic, PG_GETARG_TEXT_PP(0), group_name);
+    touch(m);
+    commit_positions(m, true);
+    PG_RETURN_VOID();
+}
+
+PGTOPIC_FUNCTION(pgtopic_leave)
+{
+    require_arg(fcinfo, 0, "topic");
+    require_arg(fcinfo, 1, "group_name");
+    text *group_name = PG_GETARG_TEXT_PP(1);
+    check_group_name(group_name);
+    Topic topic = lookup_topic(PG_GETARG_TEXT_PP(0), AccessShareLock);
+    Membership *m = find_membership(topic.id, group_name);
+    if (m == nullptr)
+        PG_RETURN_BOOL(false);
+    if (!m->stale) {
+        touch(*m);
+        commit_positions(*m, false);
+    }
+    release_all(*m);
+    PG_RETURN_BOOL(true);
+}
+
+// seek: the next consume of this group on that partition starts at to_offset. From the owning
+// session it moves its position; from elsewhere it needs the partition to be unowned (it takes
+// the ownership lock for the rest of the transaction). Either way the offset is committed in the
+// caller's transaction.
+PGTOPIC_FUNCTION(pgtopic_seek)
+{
+    require_arg(fcinfo, 0, "topic");
+    require_arg(fcinfo, 1, "group_name");
+    require_arg(fcinfo, 2, "partition");
+    require_arg(fcinfo, 3, "to_offset");
+    text *group_name = PG_GETARG_TEXT_PP(1);
+    int32 partition = PG_GETARG_INT32(2);
+    int64 to_offset = PG_GETARG_INT64(3);
+    check_group_name(group_name);
+    if (to_offset < 0)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("to_offset must not be negative")));
+    Topic topic = lookup_topic(PG_GETARG_TEXT_PP(0), AccessShareLock);
+    check_partition(topic, partition);
+
+    Membership *m = find_membership(topic.id, group_name);
+    OwnedPartition *o = (m != nullptr && !m->stale) ? owned_partition(*m, partition) : nullptr;
+    int32 group_id;
+    if (o != nullptr) {
+        touch(*m);
+        group_id = m->group_id;
+    } else {
+        bool created = false;
+        group_id = group_id_for(topic, group_name, &created);
+        LOCKTAG tag = owner_tag(group_id, partition);
+        if (LockAcquire(&tag, ExclusiveLock, false, true) == LOCKACQUIRE_NOT_AVAIL) {
+            Membership probe{};
+            probe.group_id = group_id;
+            GroupView v = group_view(probe, topic.partitions);
+            ereport(ERROR, (errcode(ERRCODE_OBJECT_IN_USE),
+                            errmsg("partition %d of topic \"%s\" is owned by session %d in group \"%s\"", partition,
+                                   text_to_cstring(PG_GETARG_TEXT_PP(0)), v.owner_of[partition],
+                                   text_to_cstring(group_name)),
+                            errhint("Call seek from the owning session, or make it leave the group first.")));
+        }
+    }
+
+    Oid argtypes[3] = {INT4OID, INT4OID, INT8OID};
+    Datum values[3] = {Int32GetDatum(group_id), Int32GetDatum(partition), Int64GetDatum(to_offset)};
+    SPI_connect();
+    int rc = SPI_execute_with_args(
+        "INSERT INTO pgtopic.catalog_offsets (group_id, \"partition\", committed_offset, committed_at) "
+        "VALUES ($1, $2, $3, now()) ON CONFLICT (group_id, \"partition\") DO UPDATE "
+        "SET committed_offset = EXCLUDED.committed_offset, committed_at = EXCLUDED.committed_at",
+        3, argtypes, values, nullptr, false, 0);
+    if (rc != SPI_OK_INSERT)
+        ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not store the offset")));
+    SPI_finish();
+    if (o != nullptr) {
+        o->position = to_offset;
+        o->committed = to_offset;
+        o->position_valid = true;
+    }
+    PG_RETURN_VOID();
+}
+
+// Registry rows of every backend, for the group_members and consumer_lag views.
+PGTOPIC_FUNCTION(pgtopic_members)
+{
+    InitMaterializedSRF(fcinfo, 0);
+    auto *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
+    for (int b = 0; b < MaxBackends; b++) {
+        BackendMembers *bm = &registry[b];
+        MemberEntry copy[MEMBERSHIPS_PER_BACKEND];
+        SpinLockAcquire(&bm->mutex);
+        int pid = bm->pid;
+        memcpy(copy, bm->entries, sizeof copy);
+        SpinLockRelease(&bm->mutex);
+        for (const MemberEntry &e : copy) {
+            if (e.group_id == 0 || e.database != MyDatabaseId)
+                continue;
+            Datum values[4] = {Int32GetDatum(pid), Int32GetDatum(e.group_id), TimestampTzGetDatum(e.joined_at),
+                               TimestampTzGetDatum(e.last_poll)};
+            bool nulls[4] = {false, false, false, false};
+            tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+        }
+    }
+    return Datum(0);
+}
