@@ -24,7 +24,8 @@ REGRESS_OPTS = --inputdir=test --outputdir=test/results \
 	--temp-instance=$(CURDIR)/test/tmp_regress --temp-config=$(TEST_CONF)
 
 # isolation specs: test/isolation/specs/*.spec, one per concurrency rule.
-ISOLATION = offset_visibility savepoint_rollback prepare_refused repeatable_read concurrent_producers
+ISOLATION = offset_visibility savepoint_rollback prepare_refused repeatable_read concurrent_producers \
+	group_rebalance group_idle_member group_ownership group_handoff group_delivery
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/results \
 	--temp-instance=$(CURDIR)/test/tmp_isolation --temp-config=$(TEST_CONF)
 

@@ -282,8 +282,13 @@ int32 group_id_for(const Topic &topic, text *group_name, bool *created)
 Membership &join(const Topic &topic, text *group_name)
 {
     Membership *m = find_membership(topic.id, group_name);
-    if (m != nullptr && !m->stale)
+    if (m != nullptr && !m->stale) {
+        // pg_advisory_unlock_all() also drops pgtopic's session locks: take membership again.
+        LOCKTAG tag = member_tag(m->group_id);
+        if (!LockHeldByMe(&tag, ShareLock))
+            (void) LockAcquire(&tag, ShareLock, true, false);
         return *m;
+    }
     if (m != nullptr)
         release_all(*m);
 
@@ -755,9 +760,9 @@ PGTOPIC_FUNCTION(pgtopic_seek)
             probe.group_id = group_id;
             GroupView v = group_view(probe, topic.partitions);
             ereport(ERROR, (errcode(ERRCODE_OBJECT_IN_USE),
-                            errmsg("partition %d of topic \"%s\" is owned by session %d in group \"%s\"", partition,
-                                   text_to_cstring(PG_GETARG_TEXT_PP(0)), v.owner_of[partition],
-                                   text_to_cstring(group_name)),
+                            errmsg("partition %d of topic \"%s\" is owned by another member of group \"%s\"",
+                                   partition, text_to_cstring(PG_GETARG_TEXT_PP(0)), text_to_cstring(group_name)),
+                            errdetail("The owner is the session with pid %d.", v.owner_of[partition]),
                             errhint("Call seek from the owning session, or make it leave the group first.")));
         }
     }
