@@ -744,6 +744,12 @@ PGTOPIC_FUNCTION(pgtopic_seek)
         ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("to_offset must not be negative")));
     Topic topic = lookup_topic(PG_GETARG_TEXT_PP(0), AccessShareLock);
     check_partition(topic, partition);
+    int64 high_watermark = partition_offsets(topic, partition).high_watermark;
+    if (to_offset > high_watermark)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("offset " INT64_FORMAT " is beyond the end of partition %d", to_offset, partition),
+                        errdetail("The partition's high watermark is " INT64_FORMAT ".", high_watermark),
+                        errhint("Use pgtopic.seek_to_end() to skip everything.")));
 
     Membership *m = find_membership(topic.id, group_name);
     OwnedPartition *o = (m != nullptr && !m->stale) ? owned_partition(*m, partition) : nullptr;

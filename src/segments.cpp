@@ -84,18 +84,16 @@ bool wait_for_worker(BackgroundWorkerHandle *handle, long timeout_ms)
     }
 }
 
-int64 stored_offset(const Topic &topic, int32 partition, const char *aggregate)
+// Runs a one-value query with a fresh snapshot (every committed row, whatever the caller's
+// isolation level); -1 for NULL.
+int64 query_int64(const char *sql, int nargs, Oid *argtypes, Datum *values)
 {
-    char sql[256];
-    snprintf(sql, sizeof sql, "SELECT %s(msg_offset) FROM pgtopic_data.topic_%d_p%d", aggregate, topic.id,
-             partition);
     SPI_connect();
-    // A fresh snapshot: every committed row, whatever the caller's isolation level.
     Snapshot snapshot = RegisterSnapshot(GetLatestSnapshot());
-    SPIPlanPtr plan = SPI_prepare(sql, 0, nullptr);
+    SPIPlanPtr plan = SPI_prepare(sql, nargs, argtypes);
     if (plan == nullptr)
         ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not plan \"%s\"", sql)));
-    int rc = SPI_execute_snapshot(plan, nullptr, nullptr, snapshot, InvalidSnapshot, true, false, 1);
+    int rc = SPI_execute_snapshot(plan, values, nullptr, snapshot, InvalidSnapshot, true, false, 1);
     if (rc != SPI_OK_SELECT || SPI_processed != 1)
         ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not read \"%s\"", sql)));
     bool isnull = false;
@@ -104,6 +102,14 @@ int64 stored_offset(const Topic &topic, int32 partition, const char *aggregate)
     UnregisterSnapshot(snapshot);
     SPI_finish();
     return result;
+}
+
+int64 stored_offset(const Topic &topic, int32 partition, const char *aggregate)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT %s(msg_offset) FROM pgtopic_data.topic_%d_p%d", aggregate, topic.id,
+             partition);
+    return query_int64(sql, 0, nullptr, nullptr);
 }
 
 void segment_worker(void *arg)
@@ -184,7 +190,17 @@ void prepare_next_segment(const Topic &topic, int32 partition, int64 segment)
 
 int64 stored_next_offset(const Topic &topic, int32 partition)
 {
-    return stored_offset(topic, partition, "max") + 1;
+    // Above every stored message, and above every committed group offset: offsets of
+    // transactions that rolled back just before a crash may have been passed by consumers (the
+    // LSO moved over them), so they must not be handed out again.
+    int64 next = stored_offset(topic, partition, "max") + 1;
+    Oid argtypes[2] = {INT4OID, INT4OID};
+    Datum values[2] = {Int32GetDatum(topic.id), Int32GetDatum(partition)};
+    int64 committed = query_int64("SELECT max(o.committed_offset) FROM pgtopic.catalog_offsets o "
+                                  "JOIN pgtopic.catalog_groups g ON g.group_id = o.group_id "
+                                  "WHERE g.topic_id = $1 AND o.\"partition\" = $2",
+                                  2, argtypes, values);
+    return Max(next, committed);
 }
 
 int64 stored_first_offset(const Topic &topic, int32 partition)
