@@ -12,22 +12,23 @@ OBJS = \
 	src/segments.o \
 	src/produce.o \
 	src/fetch.o \
-	src/groups.o
+	src/groups.o \
+	src/maintenance.o
 
 DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
 
 TEST_CONF = $(CURDIR)/test/pgtopic.conf
 
 # pg_regress: test/sql/*.sql against test/expected/*.out on a throwaway server.
-REGRESS = topics produce fetch murmur2 groups dump_restore
+REGRESS = topics produce fetch murmur2 groups retention dump_restore
 REGRESS_OPTS = --inputdir=test --outputdir=test/results \
-	--temp-instance=$(CURDIR)/test/tmp_regress --temp-config=$(TEST_CONF)
+	--temp-instance=$(CURDIR)/test/tmp_regress --temp-config=$(TEST_CONF) --temp-config=$(CURDIR)/test/regress.conf
 
 # isolation specs: test/isolation/specs/*.spec, one per concurrency rule.
 ISOLATION = offset_visibility savepoint_rollback prepare_refused repeatable_read concurrent_producers \
 	group_rebalance group_idle_member group_ownership group_handoff group_delivery group_max_poll
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/results \
-	--temp-instance=$(CURDIR)/test/tmp_isolation --temp-config=$(TEST_CONF)
+	--temp-instance=$(CURDIR)/test/tmp_isolation --temp-config=$(TEST_CONF) --temp-config=$(CURDIR)/test/isolation.conf
 
 # TAP tests (PostgreSQL::Test::Cluster): crash, restart, replication.
 TAP_TESTS = 1

@@ -443,3 +443,69 @@ SELECT t.topic, i."partition", i.first_offset, i.pid, a.application_name, a.clie
   FROM pgtopic._inflight() i
   JOIN pgtopic.catalog_topics t ON to_regclass(format('pgtopic_data.%I', 'topic_' || t.topic_id))::oid = i.storage
   LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = i.pid;
+
+------------------------------------------------------------------------------
+-- Maintenance: segments ahead of need, retention by whole segments
+------------------------------------------------------------------------------
+
+-- The segments of a topic partition, oldest first.
+CREATE FUNCTION pgtopic._segments(topic_id integer, "partition" integer)
+RETURNS TABLE (segment bigint, relid regclass)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT substring(c.relname FROM '_s([0-9]+)$')::bigint, c.oid::regclass
+      FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+     WHERE i.inhparent = to_regclass(format('pgtopic_data.%I', format('topic_%s_p%s', topic_id, "partition")))
+     ORDER BY 1
+$$;
+
+-- One maintenance pass over every topic of this database; the maintenance worker calls it every
+-- pgtopic.maintenance_interval, and it may be called by hand. Returns what it did.
+--  * creates the segment holding the high watermark and the one after it, if missing;
+--  * drops the oldest segments while they are past retention (time: the newest message of the
+--    segment is older than retention; size: the partition is larger than retention_bytes).
+--    Only whole segments below the last stable offset are dropped, never the active one, and
+--    never with DELETE. The log start offset moves to the first remaining message.
+CREATE FUNCTION pgtopic.run_maintenance()
+RETURNS TABLE (action text, topic text, "partition" integer, segment bigint)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t       record;
+    o       record;
+    s       record;
+    v_bytes bigint;
+    v_newest timestamptz;
+    v_drop  boolean;
+BEGIN
+    FOR t IN SELECT * FROM pgtopic.catalog_topics ORDER BY topic_id LOOP
+        FOR o IN SELECT * FROM pgtopic.partition_offsets(t.topic) LOOP
+            FOR k IN (o.high_watermark / t.segment_size) .. (o.high_watermark / t.segment_size) + 1 LOOP
+                IF to_regclass(format('pgtopic_data.%I', format('topic_%s_p%s_s%s', t.topic_id, o."partition", k))) IS NULL THEN
+                    PERFORM pgtopic._create_segment(t.topic_id, o."partition", k);
+                    RETURN QUERY SELECT 'create segment', t.topic, o."partition", k::bigint;
+                END IF;
+            END LOOP;
+
+            CONTINUE WHEN t.retention IS NULL AND t.retention_bytes IS NULL;
+            SELECT coalesce(sum(pg_total_relation_size(g.relid)), 0) INTO v_bytes
+              FROM pgtopic._segments(t.topic_id, o."partition") g;
+            FOR s IN SELECT * FROM pgtopic._segments(t.topic_id, o."partition") LOOP
+                EXIT WHEN (s.segment + 1) * t.segment_size > o.last_stable_offset;  -- active or not yet stable
+                v_drop := t.retention_bytes IS NOT NULL AND v_bytes > t.retention_bytes;
+                IF NOT v_drop AND t.retention IS NOT NULL THEN
+                    -- the newest message of a segment is (nearly always) its last offset: an index probe
+                    EXECUTE format('SELECT produced_at FROM %s ORDER BY "partition" DESC, msg_offset DESC LIMIT 1', s.relid)
+                       INTO v_newest;
+                    v_drop := v_newest IS NULL OR v_newest < now() - t.retention;
+                END IF;
+                EXIT WHEN NOT v_drop;
+                v_bytes := v_bytes - pg_total_relation_size(s.relid);
+                BEGIN
+                    EXECUTE format('DROP TABLE %s', s.relid);
+                EXCEPTION WHEN lock_not_available THEN
+                    EXIT;  -- a reader or producer holds it (lock_timeout): next pass
+                END;
+                RETURN QUERY SELECT 'drop segment', t.topic, o."partition", s.segment;
+            END LOOP;
+        END LOOP;
+    END LOOP;
+END $$;

@@ -580,6 +580,18 @@ void rebalance(Membership &m, const Topic &topic)
     }
 }
 
+// Retention dropped the segment the position points into: Kafka's auto.offset.reset applies
+// (earliest: the log start offset; latest: the last stable offset).
+void reset_if_below_log_start(OwnedPartition &o, const Topic &topic, int64 lso)
+{
+    if (OidIsValid(segment_relid(topic, o.partition, o.position / topic.segment_size)))
+        return;
+    int64 first = stored_first_offset(topic, o.partition);
+    if (first >= 0 && o.position >= first)
+        return;  // a hole above the log start (a dropped segment in the middle): read on
+    o.position = (auto_offset_reset == RESET_LATEST || first < 0) ? lso : first;
+}
+
 // One pass over the owned partitions, fairly: each gets an equal share of max_messages first,
 // then what is left goes round-robin. Returns how many messages it appended.
 int64 read_owned(Membership &m, const Topic &topic, int64 max_messages, ReturnSetInfo *rsinfo)
@@ -601,6 +613,8 @@ int64 read_owned(Membership &m, const Topic &topic, int64 max_messages, ReturnSe
             OwnedPartition &o = m.owned[(start + k) % n];
             if (o.position >= lso[(start + k) % n])
                 continue;
+            if (pass == 0)
+                reset_if_below_log_start(o, topic, lso[(start + k) % n]);
             int64 want = pass == 0 ? Min(share, max_messages - total) : max_messages - total;
             ReadResult r = read_partition(topic, o.partition, o.position, want, lso[(start + k) % n], snapshot, rsinfo);
             o.position = r.next_offset;
@@ -680,17 +694,23 @@ PGTOPIC_FUNCTION(pgtopic_consume)
 
     InitMaterializedSRF(fcinfo, 0);
     auto *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
+    // Long poll: sleep on the topic's condition variable, which every producer transaction on
+    // the topic broadcasts when it ends; prepare to sleep before looking, so no wake-up is lost.
     TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), wait_ms);
+    ConditionVariable *changed = wait_ms > 0 ? topic_changed(topic) : nullptr;
     for (;;) {
-        if (read_owned(m, topic, max_messages, rsinfo) > 0 || wait_ms == 0)
+        if (changed != nullptr)
+            ConditionVariablePrepareToSleep(changed);
+        if (read_owned(m, topic, max_messages, rsinfo) > 0 || changed == nullptr)
             break;
-        if (GetCurrentTimestamp() >= deadline)
+        long remaining = static_cast<long>((deadline - GetCurrentTimestamp()) / 1000);
+        if (remaining <= 0)
             break;
-        (void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 10, PG_WAIT_EXTENSION);
-        ResetLatch(MyLatch);
-        CHECK_FOR_INTERRUPTS();
+        (void) ConditionVariableTimedSleep(changed, Min(remaining, 1000L), PG_WAIT_EXTENSION);
         registry_touch(m);
     }
+    if (changed != nullptr)
+        ConditionVariableCancelSleep();
     registry_touch(m);
     return Datum(0);
 }

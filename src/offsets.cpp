@@ -26,19 +26,31 @@ struct PartitionKey {
     int32 partition;
 };
 
+// One entry per topic partition; and one per topic (partition = TOPIC_ENTRY) that carries the
+// topic's wake-up state: a condition variable long-polling consumers sleep on, and a counter of
+// producer commits that the maintenance worker turns into coalesced NOTIFYs.
+constexpr int32 TOPIC_ENTRY = -1;
+
 struct PartitionState {
     PartitionKey key;  // hash key, must be first
-    slock_t mutex;     // protects everything below
+    slock_t mutex;     // protects initialized, next_offset, inflight
     bool initialized;  // next_offset has been read from the storage since startup
     int64 next_offset;
-    dlist_head inflight;  // InflightSlot, ascending first_offset
+    dlist_head inflight;     // InflightSlot, ascending first_offset
+    PartitionState *topic;   // the topic's entry (partition entries only)
+    // topic entries only:
+    ConditionVariable changed;     // broadcast when a producer transaction ends
+    pg_atomic_uint64 commits;      // producer commits (and rollbacks that moved the LSO)
+    uint64 notified;               // value of commits the maintenance worker last notified
 };
 
 struct InflightSlot {
     dlist_node node;
     PartitionState *partition;
     int64 first_offset;
+    int64 last_offset;  // highest offset this transaction took on the partition
     int32 pid;
+    PartitionState *partition_topic;  // scratch for release_my_slots
 };
 
 // dlist_container() is C-only (it type-checks with __builtin_types_compatible_p).
@@ -49,6 +61,7 @@ InflightSlot *slot_of(dlist_node *node)
 
 struct SharedState {
     LWLock *hash_lock;  // protects the hash table's membership (not the entries' contents)
+    Latch *maintenance_latch;  // the maintenance worker's, set when producers commit
     int slots_per_backend;
     InflightSlot slots[FLEXIBLE_ARRAY_MEMBER];
 };
@@ -69,17 +82,39 @@ Size shared_size()
     return add_size(offsetof(SharedState, slots), slots);
 }
 
-void release_my_slots()
+// Removes this transaction's registrations and wakes whoever waits on the topics it touched.
+// Called after the transaction became visible (or was rolled back); infallible.
+void release_my_slots(bool committed)
 {
+    bool wake_worker = false;
     for (int i = 0; i < my_slot_count; i++) {
         InflightSlot *slot = &my_slots[i];
         PartitionState *ps = slot->partition;
         SpinLockAcquire(&ps->mutex);
+        // A rollback that held the LSO back while others took later offsets lets their
+        // committed messages through: that is news for subscribers too.
+        bool was_head = !committed && dlist_head_node(&ps->inflight) == &slot->node;
+        bool others_after = ps->next_offset > slot->last_offset + 1;
         dlist_delete(&slot->node);
         SpinLockRelease(&ps->mutex);
         slot->partition = nullptr;
+
+        PartitionState *topic = ps->topic;
+        bool seen = false;
+        for (int j = 0; j < i; j++)
+            seen = seen || my_slots[j].partition_topic == topic;
+        slot->partition_topic = topic;
+        if (seen)
+            continue;
+        if (committed || (was_head && others_after)) {
+            pg_atomic_fetch_add_u64(&topic->commits, 1);
+            wake_worker = true;
+        }
+        ConditionVariableBroadcast(&topic->changed);
     }
     my_slot_count = 0;
+    if (wake_worker && shared->maintenance_latch != nullptr)
+        SetLatch(shared->maintenance_latch);
 }
 
 // Nothing here may fail: an ERROR in a commit/abort callback is a PANIC.
@@ -87,10 +122,12 @@ void xact_callback(XactEvent event, void *)
 {
     switch (event) {
     case XACT_EVENT_COMMIT:
-    case XACT_EVENT_ABORT:
     case XACT_EVENT_PARALLEL_COMMIT:
+        release_my_slots(true);
+        break;
+    case XACT_EVENT_ABORT:
     case XACT_EVENT_PARALLEL_ABORT:
-        release_my_slots();
+        release_my_slots(false);
         break;
     case XACT_EVENT_PRE_PREPARE:
         if (my_slot_count > 0)
@@ -107,7 +144,7 @@ void xact_callback(XactEvent event, void *)
 
 void exit_callback(int, Datum)
 {
-    release_my_slots();
+    release_my_slots(false);
 }
 
 PartitionState *find_partition(const PartitionKey &key)
@@ -126,6 +163,10 @@ PartitionState *find_partition(const PartitionKey &key)
         ps->initialized = false;
         ps->next_offset = 0;
         dlist_init(&ps->inflight);
+        ps->topic = nullptr;
+        ConditionVariableInit(&ps->changed);
+        pg_atomic_init_u64(&ps->commits, 0);
+        ps->notified = 0;
     }
     LWLockRelease(shared->hash_lock);
     if (ps == nullptr)
@@ -142,6 +183,10 @@ PartitionState *partition_state(const Topic &topic, int32 partition)
 {
     PartitionKey key{MyDatabaseId, topic.root_relid, partition};
     PartitionState *ps = find_partition(key);
+    if (ps->topic == nullptr) {
+        // Set once, to the same value by anyone racing; entries never move.
+        ps->topic = find_partition(PartitionKey{MyDatabaseId, topic.root_relid, TOPIC_ENTRY});
+    }
 
     SpinLockAcquire(&ps->mutex);
     bool initialized = ps->initialized;
@@ -199,6 +244,35 @@ void offsets_init_backend_callbacks()
     RegisterXactCallback(xact_callback, nullptr);
 }
 
+ConditionVariable *topic_changed(const Topic &topic)
+{
+    return &find_partition(PartitionKey{MyDatabaseId, topic.root_relid, TOPIC_ENTRY})->changed;
+}
+
+void set_maintenance_latch(Latch *latch)
+{
+    shared->maintenance_latch = latch;
+}
+
+int topics_to_notify(Oid *relids, int max)
+{
+    int n = 0;
+    LWLockAcquire(shared->hash_lock, LW_SHARED);
+    HASH_SEQ_STATUS status;
+    hash_seq_init(&status, partition_hash);
+    while (auto *ps = static_cast<PartitionState *>(hash_seq_search(&status))) {
+        if (ps->key.partition != TOPIC_ENTRY || ps->key.database != MyDatabaseId)
+            continue;
+        uint64 commits = pg_atomic_read_u64(&ps->commits);
+        if (commits == ps->notified || n == max)
+            continue;
+        ps->notified = commits;
+        relids[n++] = ps->key.root_relid;
+    }
+    LWLockRelease(shared->hash_lock);
+    return n;
+}
+
 int64 allocate_offsets(const Topic &topic, int32 partition, int64 count)
 {
     if (RecoveryInProgress())
@@ -227,10 +301,13 @@ int64 allocate_offsets(const Topic &topic, int32 partition, int64 count)
     SpinLockAcquire(&ps->mutex);
     int64 first = ps->next_offset;
     ps->next_offset += count;
+    if (slot != nullptr)
+        slot->last_offset = first + count - 1;
     if (slot == nullptr) {
         slot = &my_slots[my_slot_count++];
         slot->partition = ps;
         slot->first_offset = first;
+        slot->last_offset = first + count - 1;
         slot->pid = MyProcPid;
         dlist_push_tail(&ps->inflight, &slot->node);
     }
@@ -264,8 +341,10 @@ void forget_topic(Oid root_relid)
     while (auto *ps = static_cast<PartitionState *>(hash_seq_search(&status))) {
         if (ps->key.database != MyDatabaseId || ps->key.root_relid != root_relid)
             continue;
-        // Still referenced by this very transaction (it produced, then dropped): keep it.
-        if (!dlist_is_empty(&ps->inflight))
+        // Still referenced by this very transaction (it produced, then dropped): keep it, and
+        // the topic entry it points to. Entries left behind are harmless: the key names a
+        // storage table that no longer exists.
+        if (!dlist_is_empty(&ps->inflight) || ps->key.partition == TOPIC_ENTRY)
             continue;
         hash_search(partition_hash, &ps->key, HASH_REMOVE, nullptr);
     }

@@ -51,6 +51,19 @@ void define_settings()
                              "Where a group starts on a partition it has no committed offset for.", nullptr,
                              &auto_offset_reset, RESET_EARLIEST, reset_options, PGC_USERSET, 0, nullptr, nullptr,
                              nullptr);
+    DefineCustomStringVariable("pgtopic.database", "Database the maintenance worker connects to.",
+                               "Retention, segment pre-creation and NOTIFY happen for topics of this database.",
+                               &maintenance_database, "postgres", PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+    DefineCustomBoolVariable("pgtopic.maintenance_worker", "Starts the maintenance background worker.", nullptr,
+                             &maintenance_worker_enabled, true, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("pgtopic.maintenance_interval",
+                            "Pause between maintenance passes (segments ahead of need, retention).", nullptr,
+                            &maintenance_interval_ms, 5000, 10, 3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS, nullptr,
+                            nullptr, nullptr);
+    DefineCustomIntVariable("pgtopic.notify_interval",
+                            "Shortest pause between two NOTIFY pgtopic rounds (at most one per topic each).",
+                            nullptr, &notify_interval_ms, 10, 1, 60000, PGC_SIGHUP, GUC_UNIT_MS, nullptr, nullptr,
+                            nullptr);
     MarkGUCPrefixReserved("pgtopic");
 }
 
@@ -92,6 +105,7 @@ void _PG_init(void)
     shmem_startup_hook = pgtopic::shmem_startup;
     pgtopic::offsets_init_backend_callbacks();
     pgtopic::groups_init_backend_callbacks();
+    pgtopic::register_maintenance_worker();
 }
 
 using namespace pgtopic;

@@ -44,6 +44,12 @@ struct PartitionOffsets {
 };
 PartitionOffsets partition_offsets(const Topic &topic, int32 partition);
 void forget_topic(Oid root_relid);
+// The condition variable broadcast whenever a producer transaction on the topic ends.
+ConditionVariable *topic_changed(const Topic &topic);
+// For the maintenance worker: its latch (set on producer commits), and the storage tables of
+// this database's topics that had commits since the last call.
+void set_maintenance_latch(Latch *latch);
+int topics_to_notify(Oid *relids, int max);
 
 // ---- reading (fetch.cpp) ----------------------------------------------------------------
 struct ReadResult {
@@ -59,6 +65,13 @@ ReadResult read_partition(const Topic &topic, int32 partition, int64 from, int64
 void members_shmem_request();
 void members_shmem_startup();
 void groups_init_backend_callbacks();
+
+// ---- maintenance worker (maintenance.cpp) ----------------------------------------------
+extern char *maintenance_database;      // pgtopic.database
+extern int maintenance_interval_ms;     // pgtopic.maintenance_interval
+extern int notify_interval_ms;          // pgtopic.notify_interval
+extern bool maintenance_worker_enabled; // pgtopic.maintenance_worker
+void register_maintenance_worker();
 
 // ---- produce (produce.cpp) -------------------------------------------------------------
 // Kafka's default partitioner for a text key (hashed as UTF-8).
