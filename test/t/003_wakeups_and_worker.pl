@@ -1,0 +1,113 @@
+# Wake-ups and the maintenance worker: consume(wait_ms) returns within moments of a commit and
+# not on a rollback; LISTEN pgtopic gets the topic's name after a commit and nothing after a
+# rollback; the worker comes back after being terminated, creates segments ahead of need and
+# applies retention on its own.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(time usleep);
+
+my $node = PostgreSQL::Test::Cluster->new('wake');
+$node->init;
+$node->append_conf('postgresql.conf', q{
+shared_preload_libraries = 'pgtopic'
+pgtopic.database = 'postgres'
+pgtopic.maintenance_interval = '200ms'
+pgtopic.notify_interval = '10ms'
+});
+$node->start;
+$node->safe_psql('postgres', q{
+    CREATE EXTENSION pgtopic;
+    SELECT pgtopic.create_topic('wake', 2, segment_size => 100);
+});
+
+# ---- long poll ------------------------------------------------------------------------------
+my $consumer = $node->background_psql('postgres');
+$consumer->query_safe(q{SELECT count(*) FROM pgtopic.consume('wake', 'g', 10)});  # join, own both
+
+sub timed_consume
+{
+    my ($wait_ms, $during) = @_;
+    my $started = time;
+    $consumer->{stdin} .= "SELECT count(*) FROM pgtopic.consume('wake', 'g', 10, $wait_ms);\n";
+    $consumer->{run}->pump_nb;
+    usleep(300_000);
+    $during->();
+    my $out = $consumer->query_safe('SELECT 1');    # waits for the consume to finish first
+    return (time - $started, $out);
+}
+
+my ($elapsed, $out) = timed_consume(5000, sub {
+    $node->safe_psql('postgres', q{SELECT pgtopic.produce('wake', 'hello', partition => 1)});
+});
+like($out, qr/^1\n1$/m, 'the waiting consumer returns the committed message');
+cmp_ok($elapsed, '<', 2.5, "it returns soon after the commit, not at wait_ms (took ${elapsed}s)");
+note sprintf('long poll woke %.0f ms after it started (the commit came at 300 ms)', $elapsed * 1000);
+
+($elapsed, $out) = timed_consume(1500, sub {
+    $node->safe_psql('postgres', q{BEGIN; SELECT pgtopic.produce('wake', 'nope', partition => 1); ROLLBACK;});
+});
+like($out, qr/^0\n1$/m, 'a rolled-back message is not returned');
+cmp_ok($elapsed, '>=', 1.4, "after a rollback the consumer waits until wait_ms (took ${elapsed}s)");
+$consumer->quit;
+
+# ---- LISTEN pgtopic ---------------------------------------------------------------------------
+my $listener = $node->background_psql('postgres');
+$listener->query_safe('LISTEN pgtopic');
+$node->safe_psql('postgres', q{SELECT pgtopic.produce('wake', 'ping')});
+my $heard = '';
+for (1 .. 50) {
+    $heard .= $listener->query_safe('SELECT 1');
+    last if $heard =~ /payload "wake"/;
+    usleep(20_000);
+}
+like($heard, qr/Asynchronous notification "pgtopic" with payload "wake" received/, 'LISTEN pgtopic hears the topic after a commit');
+
+$node->safe_psql('postgres', q{BEGIN; SELECT pgtopic.produce('wake', 'nope'); ROLLBACK;});
+usleep(300_000);
+$heard = $listener->query_safe('SELECT 1');
+unlike($heard, qr/Asynchronous notification/, 'and nothing after a rollback');
+
+# many commits in one interval are coalesced into few notifications
+$node->safe_psql('postgres', q{SELECT pgtopic.produce('wake', 'burst ' || i) FROM generate_series(1, 200) AS i});
+usleep(300_000);
+$heard = $listener->query_safe('SELECT 1');
+my $count = () = $heard =~ /Asynchronous notification/g;
+cmp_ok($count, '>=', 1, 'a burst of commits is notified');
+note "a transaction of 200 produce calls produced $count notification(s)";
+$listener->quit;
+
+# ---- the worker -------------------------------------------------------------------------------
+my $worker_pid = $node->safe_psql('postgres',
+    q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'pgtopic maintenance'});
+like($worker_pid, qr/^\d+$/, 'the maintenance worker runs');
+$node->safe_psql('postgres', "SELECT pg_terminate_backend($worker_pid, 5000)");
+ok($node->poll_query_until('postgres',
+        qq{SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'pgtopic maintenance' AND pid <> $worker_pid}),
+    'the worker is restarted after being terminated');
+
+# segments ahead of need: fill segment 0 of partition 0 past its middle; the worker (or the
+# producer's early request) creates segment 1 before anyone writes there.
+$node->safe_psql('postgres', q{
+    SELECT pgtopic.create_topic('ahead', 1, segment_size => 100);
+    SELECT pgtopic.produce_batch('ahead', array_agg('m' || i)) FROM generate_series(1, 30) AS i;
+});
+ok($node->poll_query_until('postgres',
+        q{SELECT count(*) = 2 FROM pgtopic._segments((SELECT topic_id FROM pgtopic.catalog_topics WHERE topic = 'ahead'), 0)}),
+    'the worker creates the next segment ahead of need');
+
+# retention by the worker alone
+$node->safe_psql('postgres', q{
+    SELECT pgtopic.create_topic('short', 1, retention_bytes => 1, segment_size => 10);
+    SELECT pgtopic.produce_batch('short', array_agg('m' || i)) FROM generate_series(1, 55) AS i;
+});
+ok($node->poll_query_until('postgres',
+        q{SELECT log_start_offset = 50 FROM pgtopic.partitions WHERE topic = 'short'}),
+    'the worker drops expired segments and the log start offset moves');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM pgtopic.fetch('short', 0, 0, 100)}), '5',
+   'the active segment stays');
+
+$node->stop;
+done_testing();
