@@ -13,14 +13,15 @@ OBJS = \
 	src/produce.o \
 	src/fetch.o \
 	src/groups.o \
-	src/maintenance.o
+	src/maintenance.o \
+	src/privileges.o
 
 DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
 
 TEST_CONF = $(CURDIR)/test/pgtopic.conf
 
 # pg_regress: test/sql/*.sql against test/expected/*.out on a throwaway server.
-REGRESS = topics produce fetch murmur2 groups retention dump_restore
+REGRESS = topics produce fetch murmur2 groups retention privileges security dump_restore
 REGRESS_OPTS = --inputdir=test --outputdir=test/results \
 	--temp-instance=$(CURDIR)/test/tmp_regress --temp-config=$(TEST_CONF) --temp-config=$(CURDIR)/test/regress.conf
 

@@ -103,6 +103,7 @@ PGTOPIC_FUNCTION(pgtopic_fetch)
         ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("max_messages must not be negative")));
 
     Topic topic = lookup_topic(PG_GETARG_TEXT_PP(0), AccessShareLock);
+    require_topic_right(topic, PG_GETARG_TEXT_PP(0), Right::Consume);
     check_partition(topic, partition);
 
     InitMaterializedSRF(fcinfo, 0);
@@ -120,6 +121,7 @@ PGTOPIC_FUNCTION(pgtopic_partition_offsets)
 {
     require_arg(fcinfo, 0, "topic");
     Topic topic = lookup_topic(PG_GETARG_TEXT_PP(0), AccessShareLock);
+    require_any_topic_right(topic, PG_GETARG_TEXT_PP(0));
     InitMaterializedSRF(fcinfo, 0);
     auto *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
     for (int32 p = 0; p < topic.partitions; p++) {
@@ -131,4 +133,34 @@ PGTOPIC_FUNCTION(pgtopic_partition_offsets)
         tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
     }
     return Datum(0);
+}
+
+// Kafka's offsetsForTimes: the first offset whose message was produced at or after ts, or the
+// last stable offset when there is none. Scans the partition (produced_at has no index).
+PGTOPIC_FUNCTION(pgtopic_offset_for_time)
+{
+    require_arg(fcinfo, 0, "topic");
+    require_arg(fcinfo, 1, "partition");
+    require_arg(fcinfo, 2, "ts");
+    int32 partition = PG_GETARG_INT32(1);
+    Topic topic = lookup_topic(PG_GETARG_TEXT_PP(0), AccessShareLock);
+    require_topic_right(topic, PG_GETARG_TEXT_PP(0), Right::Consume);
+    check_partition(topic, partition);
+    int64 lso = partition_offsets(topic, partition).last_stable_offset;
+
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "SELECT min(msg_offset) FROM pgtopic_data.topic_%d_p%d WHERE produced_at >= $1 AND msg_offset < $2",
+             topic.id, partition);
+    Oid argtypes[2] = {TIMESTAMPTZOID, INT8OID};
+    Datum values[2] = {PG_GETARG_DATUM(2), Int64GetDatum(lso)};
+    InternalScope scope = internal_begin();
+    int rc = SPI_execute_with_args(sql, 2, argtypes, values, nullptr, true, 1);
+    if (rc != SPI_OK_SELECT || SPI_processed != 1)
+        ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not search partition %d", partition)));
+    bool isnull = false;
+    Datum d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+    int64 result = isnull ? lso : DatumGetInt64(d);
+    internal_end(scope);
+    PG_RETURN_INT64(result);
 }

@@ -76,7 +76,8 @@ struct Membership {
     int32 group_id;
     char group_name[GROUP_NAME_MAX + 1];
     int registry_slot;
-    bool created_in_xact;  // this transaction inserted the group row
+    bool created_in_xact;  // this transaction inserted the group row ...
+    SubTransactionId created_in_subxact;  // ... in this subtransaction (moves up on subcommit)
     bool stale;            // ... and rolled back: leave and join again
     uint32 next_start;     // round-robin start among owned partitions
     int n_owned, cap_owned;
@@ -183,14 +184,23 @@ void xact_callback(XactEvent event, void *)
 // A subtransaction that touched a membership rolled back: its catalog writes are gone, so this
 // session no longer knows what the catalog holds; positions stay where they are (those messages
 // were handed out), and the next commit writes them again.
-void subxact_callback(SubXactEvent event, SubTransactionId, SubTransactionId, void *)
+//
+// A group row inserted by a subtransaction that rolled back is gone: that membership is stale.
+void subxact_callback(SubXactEvent event, SubTransactionId subid, SubTransactionId parent, void *)
 {
-    if (event != SUBXACT_EVENT_ABORT_SUB)
-        return;
-    for (Membership &m : memberships)
-        if (m.in_use && m.touched)
+    for (Membership &m : memberships) {
+        if (!m.in_use)
+            continue;
+        if (event == SUBXACT_EVENT_COMMIT_SUB && m.created_in_xact && m.created_in_subxact == subid)
+            m.created_in_subxact = parent;
+        if (event != SUBXACT_EVENT_ABORT_SUB)
+            continue;
+        if (m.created_in_xact && m.created_in_subxact == subid)
+            m.stale = true;
+        if (m.touched)
             for (int i = 0; i < m.n_owned; i++)
                 m.owned[i].committed = -2;
+    }
 }
 
 // First use of a membership in this transaction: remember its state for ROLLBACK.
@@ -252,7 +262,7 @@ int32 group_id_for(const Topic &topic, text *group_name, bool *created)
 {
     Oid argtypes[2] = {TEXTOID, INT4OID};
     Datum values[2] = {PointerGetDatum(group_name), Int32GetDatum(topic.id)};
-    SPI_connect();
+    InternalScope scope = internal_begin();
     int rc = SPI_execute_with_args(
         "INSERT INTO pgtopic.catalog_groups (group_name, topic_id) VALUES ($1, $2) "
         "ON CONFLICT (topic_id, group_name) DO NOTHING RETURNING group_id",
@@ -275,7 +285,7 @@ int32 group_id_for(const Topic &topic, text *group_name, bool *created)
             ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not find the consumer group")));
         id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
     }
-    SPI_finish();
+    internal_end(scope);
     return id;
 }
 
@@ -327,6 +337,7 @@ Membership &join(const Topic &topic, text *group_name)
     text_to_cstring_buffer(group_name, slot->group_name, sizeof slot->group_name);
     slot->registry_slot = index;
     slot->created_in_xact = created;
+    slot->created_in_subxact = created ? GetCurrentSubTransactionId() : InvalidSubTransactionId;
     ensure_capacity(*slot, topic.partitions);
 
     TimestampTz now = GetCurrentTimestamp();
@@ -388,7 +399,7 @@ void commit_positions(Membership &m, bool explicit_commit)
     Datum values[3] = {Int32GetDatum(m.group_id),
                        PointerGetDatum(construct_array(parts, n, INT4OID, 4, true, TYPALIGN_INT)),
                        PointerGetDatum(construct_array(offsets, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE))};
-    SPI_connect();
+    InternalScope scope = internal_begin();
     int rc = SPI_execute_with_args(
         "INSERT INTO pgtopic.catalog_offsets (group_id, \"partition\", committed_offset, committed_at) "
         "SELECT $1, u.p, u.o, now() FROM unnest($2::int[], $3::bigint[]) AS u(p, o) "
@@ -397,7 +408,7 @@ void commit_positions(Membership &m, bool explicit_commit)
         3, argtypes, values, nullptr, false, 0);
     if (rc != SPI_OK_INSERT)
         ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not commit the group's offsets")));
-    SPI_finish();
+    internal_end(scope);
     for (int i = 0; i < m.n_owned; i++)
         if (m.owned[i].position_valid)
             m.owned[i].committed = m.owned[i].position;
@@ -419,7 +430,7 @@ void load_positions(Membership &m, const Topic &topic)
     Oid argtypes[2] = {INT4OID, INT4ARRAYOID};
     Datum values[2] = {Int32GetDatum(m.group_id),
                        PointerGetDatum(construct_array(parts, n, INT4OID, 4, true, TYPALIGN_INT))};
-    SPI_connect();
+    InternalScope scope = internal_begin();
     int rc = SPI_execute_with_args(
         "INSERT INTO pgtopic.catalog_offsets AS c (group_id, \"partition\") SELECT $1, unnest($2::int[]) "
         "ON CONFLICT (group_id, \"partition\") DO UPDATE SET committed_offset = c.committed_offset "
@@ -449,7 +460,7 @@ void load_positions(Membership &m, const Topic &topic)
         }
         o->position_valid = true;
     }
-    SPI_finish();
+    internal_end(scope);
 }
 
 bool has_terminate_rights(PGPROC *proc)
@@ -684,6 +695,7 @@ PGTOPIC_FUNCTION(pgtopic_consume)
                         errhint("Consumer groups commit offsets: connect to the primary.")));
 
     Topic topic = lookup_topic(PG_GETARG_TEXT_PP(0), AccessShareLock);
+    require_topic_right(topic, PG_GETARG_TEXT_PP(0), Right::Consume);
     Membership &m = join(topic, group_name);
     touch(m);
     registry_touch(m);
@@ -722,6 +734,7 @@ PGTOPIC_FUNCTION(pgtopic_commit)
     text *group_name = PG_GETARG_TEXT_PP(1);
     check_group_name(group_name);
     Topic topic = lookup_topic(PG_GETARG_TEXT_PP(0), AccessShareLock);
+    require_topic_right(topic, PG_GETARG_TEXT_PP(0), Right::Consume);
     Membership &m = member_of(topic, PG_GETARG_TEXT_PP(0), group_name);
     touch(m);
     commit_positions(m, true);
@@ -735,6 +748,7 @@ PGTOPIC_FUNCTION(pgtopic_leave)
     text *group_name = PG_GETARG_TEXT_PP(1);
     check_group_name(group_name);
     Topic topic = lookup_topic(PG_GETARG_TEXT_PP(0), AccessShareLock);
+    require_topic_right(topic, PG_GETARG_TEXT_PP(0), Right::Consume);
     Membership *m = find_membership(topic.id, group_name);
     if (m == nullptr)
         PG_RETURN_BOOL(false);
@@ -763,6 +777,7 @@ PGTOPIC_FUNCTION(pgtopic_seek)
     if (to_offset < 0)
         ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("to_offset must not be negative")));
     Topic topic = lookup_topic(PG_GETARG_TEXT_PP(0), AccessShareLock);
+    require_topic_right(topic, PG_GETARG_TEXT_PP(0), Right::Consume);
     check_partition(topic, partition);
     int64 high_watermark = partition_offsets(topic, partition).high_watermark;
     if (to_offset > high_watermark)
@@ -795,7 +810,7 @@ PGTOPIC_FUNCTION(pgtopic_seek)
 
     Oid argtypes[3] = {INT4OID, INT4OID, INT8OID};
     Datum values[3] = {Int32GetDatum(group_id), Int32GetDatum(partition), Int64GetDatum(to_offset)};
-    SPI_connect();
+    InternalScope scope = internal_begin();
     int rc = SPI_execute_with_args(
         "INSERT INTO pgtopic.catalog_offsets (group_id, \"partition\", committed_offset, committed_at) "
         "VALUES ($1, $2, $3, now()) ON CONFLICT (group_id, \"partition\") DO UPDATE "
@@ -803,7 +818,7 @@ PGTOPIC_FUNCTION(pgtopic_seek)
         3, argtypes, values, nullptr, false, 0);
     if (rc != SPI_OK_INSERT)
         ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not store the offset")));
-    SPI_finish();
+    internal_end(scope);
     if (o != nullptr) {
         o->position = to_offset;
         o->committed = to_offset;

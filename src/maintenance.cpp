@@ -108,6 +108,8 @@ void maintenance_main(void *)
     BackgroundWorkerUnblockSignals();
     BackgroundWorkerInitializeConnection(maintenance_database, nullptr, 0);
     pgstat_report_appname("pgtopic maintenance");
+    // The worker is a superuser: never let an object in a user-writable schema shadow a built-in.
+    SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
     set_maintenance_latch(MyLatch);
 
     MemoryContext pass_context =

@@ -134,6 +134,9 @@ PGTOPIC_FUNCTION(pgtopic_lock_partition_ddl)
     SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, static_cast<uint32>(PG_GETARG_INT32(0)),
                          static_cast<uint32>(PG_GETARG_INT32(1)), LOCK_SPACE_PARTITION_DDL);
     (void) LockAcquire(&tag, ExclusiveLock, false, false);
+    // Whoever held the lock may just have created the segment: see its catalog rows (as
+    // LockRelationOid does after waiting), or the caller's existence check would miss it.
+    AcceptInvalidationMessages();
     PG_RETURN_VOID();
 }
 

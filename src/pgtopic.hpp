@@ -31,6 +31,22 @@ void check_partition(const Topic &topic, int32 partition);
 // Raises 22004 naming the argument when it is NULL.
 void require_arg(FunctionCallInfo fcinfo, int argno, const char *name);
 
+// ---- privileges (privileges.cpp) -------------------------------------------------------
+enum class Right { Produce, Consume, Admin };
+bool has_topic_right(int32 topic_id, Oid role, Right right);
+// 42501 naming the missing right unless the current user has it on the topic.
+void require_topic_right(const Topic &topic, text *topic_name, Right right);
+void require_any_topic_right(const Topic &topic, text *topic_name);
+void require_global_admin();
+// SPI as the extension's owner with search_path = pg_catalog, pg_temp (SPI_connect included).
+struct InternalScope {
+    Oid user;
+    int sec_context;
+    int guc_level;
+};
+InternalScope internal_begin();
+void internal_end(const InternalScope &scope);
+
 // ---- offsets (offsets.cpp) --------------------------------------------------------------
 void offsets_shmem_request();
 void offsets_shmem_startup();  // with AddinShmemInitLock held
@@ -44,6 +60,8 @@ struct PartitionOffsets {
 };
 PartitionOffsets partition_offsets(const Topic &topic, int32 partition);
 void forget_topic(Oid root_relid);
+// True for the one backend that should start the creator of this segment (first to ask).
+bool claim_segment_request(const Topic &topic, int32 partition, int64 segment);
 // The condition variable broadcast whenever a producer transaction on the topic ends.
 ConditionVariable *topic_changed(const Topic &topic);
 // For the maintenance worker: its latch (set on producer commits), and the storage tables of

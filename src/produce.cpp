@@ -174,6 +174,7 @@ Datum produce_one(FunctionCallInfo fcinfo, ValueKind kind)
     prepare_message(m, kind, -1);
 
     Topic topic = lookup_topic(PG_GETARG_TEXT_PP(0), RowExclusiveLock);
+    require_topic_right(topic, PG_GETARG_TEXT_PP(0), Right::Produce);
     if (!PG_ARGISNULL(4)) {
         m.partition = PG_GETARG_INT32(4);
         check_partition(topic, m.partition);
@@ -246,6 +247,7 @@ Datum produce_many(FunctionCallInfo fcinfo, ValueKind kind)
     }
 
     Topic topic = lookup_topic(PG_GETARG_TEXT_PP(0), RowExclusiveLock);
+    require_topic_right(topic, PG_GETARG_TEXT_PP(0), Right::Produce);
     if (n == 0)
         PG_RETURN_INT64(0);
 
