@@ -1,6 +1,6 @@
 # pgtopic: PGXS build of a C++17 PostgreSQL extension.
 EXTENSION  = pgtopic
-EXTVERSION = 0.1.0
+EXTVERSION = 0.2.0
 
 MODULE_big = pgtopic
 OBJS = \
@@ -17,11 +17,13 @@ OBJS = \
 	src/privileges.o
 
 DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
+# earlier versions (frozen) and the upgrade path from each
+DATA = sql/$(EXTENSION)--0.1.0.sql sql/$(EXTENSION)--0.1.0--0.2.0.sql
 
 TEST_CONF = $(CURDIR)/test/pgtopic.conf
 
 # pg_regress: test/sql/*.sql against test/expected/*.out on a throwaway server.
-REGRESS = topics produce fetch murmur2 groups retention privileges security dump_restore
+REGRESS = topics produce fetch murmur2 groups retention privileges security limits dump_restore
 REGRESS_OPTS = --inputdir=test --outputdir=test/results \
 	--temp-instance=$(CURDIR)/test/tmp_regress --temp-config=$(TEST_CONF) --temp-config=$(CURDIR)/test/regress.conf
 
@@ -64,3 +66,6 @@ unittest: test/unit/unittest
 	test/unit/unittest
 
 .PHONY: unittest
+
+# Every object depends on every header (PGXS does not track C++ header dependencies here).
+$(OBJS): $(wildcard src/*.hpp)

@@ -1,5 +1,5 @@
 -- pgtopic: Kafka-style topics, partitions, offsets and consumer groups inside PostgreSQL.
--- This file is the install script of the current version; the Makefile copies it to
+-- This file is the install script of the current version (see pgtopic.control); the Makefile copies it to
 -- pgtopic--<version>.sql. Upgrade scripts live beside it as pgtopic--A--B.sql.
 
 \echo Use "CREATE EXTENSION pgtopic" to load this file. \quit
@@ -23,7 +23,8 @@ CREATE TABLE pgtopic.catalog_topics (
     segment_size    bigint      NOT NULL CHECK (segment_size > 0),
     retention       interval    CHECK (retention > interval '0'),
     retention_bytes bigint      CHECK (retention_bytes > 0),
-    created_at      timestamptz NOT NULL DEFAULT now()
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    max_message_bytes integer   CHECK (max_message_bytes > 0)  -- since 0.2.0; NULL: pgtopic.max_message_bytes
 );
 ALTER SEQUENCE pgtopic.topic_id_seq OWNED BY pgtopic.catalog_topics.topic_id;
 COMMENT ON TABLE pgtopic.catalog_topics IS 'pgtopic catalog: one row per topic';
@@ -134,11 +135,13 @@ CREATE FUNCTION pgtopic.fetch(topic text, "partition" integer, from_offset bigin
 -- then the internal PL/pgSQL below runs as the extension's owner.
 CREATE FUNCTION pgtopic.create_topic(topic text, partitions integer DEFAULT 1,
                                      retention interval DEFAULT NULL, retention_bytes bigint DEFAULT NULL,
-                                     segment_size bigint DEFAULT NULL) RETURNS void
+                                     segment_size bigint DEFAULT NULL, max_message_bytes integer DEFAULT NULL)
+    RETURNS void
     AS 'MODULE_PATHNAME', 'pgtopic_create_topic' LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 CREATE FUNCTION pgtopic.alter_topic(topic text, partitions integer DEFAULT NULL,
-                                    retention interval DEFAULT NULL, retention_bytes bigint DEFAULT NULL) RETURNS void
+                                    retention interval DEFAULT NULL, retention_bytes bigint DEFAULT NULL,
+                                    max_message_bytes integer DEFAULT NULL) RETURNS void
     AS 'MODULE_PATHNAME', 'pgtopic_alter_topic' LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 CREATE FUNCTION pgtopic.drop_topic(topic text) RETURNS void
@@ -268,7 +271,7 @@ END $$;
 
 CREATE FUNCTION pgtopic._create_topic(topic text, partitions integer,
                                       retention interval, retention_bytes bigint,
-                                      segment_size bigint)
+                                      segment_size bigint, max_message_bytes integer)
 RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_id   integer;
@@ -282,15 +285,19 @@ BEGIN
     IF retention_bytes <= 0 THEN
         RAISE EXCEPTION 'retention_bytes must be positive (or NULL for no size limit)' USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF v_size < 1 THEN
-        RAISE EXCEPTION 'segment_size must be positive' USING ERRCODE = 'invalid_parameter_value';
+    IF v_size < 1 OR v_size > 1099511627776 THEN
+        RAISE EXCEPTION 'segment_size must be between 1 and 2^40' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF max_message_bytes <= 0 THEN
+        RAISE EXCEPTION 'max_message_bytes must be positive (or NULL for pgtopic.max_message_bytes)'
+            USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF EXISTS (SELECT 1 FROM pgtopic.catalog_topics t WHERE t.topic = _create_topic.topic) THEN
         RAISE EXCEPTION 'topic "%" already exists', topic USING ERRCODE = 'duplicate_object';
     END IF;
 
-    INSERT INTO pgtopic.catalog_topics (topic, partitions, segment_size, retention, retention_bytes)
-    VALUES (topic, partitions, v_size, retention, retention_bytes)
+    INSERT INTO pgtopic.catalog_topics (topic, partitions, segment_size, retention, retention_bytes, max_message_bytes)
+    VALUES (topic, partitions, v_size, retention, retention_bytes, max_message_bytes)
     RETURNING topic_id INTO v_id;
 
     EXECUTE format($ddl$
@@ -311,7 +318,7 @@ BEGIN
 END $$;
 
 CREATE FUNCTION pgtopic._alter_topic(topic text, partitions integer,
-                                     retention interval, retention_bytes bigint)
+                                     retention interval, retention_bytes bigint, max_message_bytes integer)
 RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_row pgtopic.catalog_topics;
@@ -343,6 +350,11 @@ BEGIN
     IF retention_bytes IS NOT NULL THEN
         UPDATE pgtopic.catalog_topics t
            SET retention_bytes = CASE WHEN _alter_topic.retention_bytes > 0 THEN _alter_topic.retention_bytes END
+         WHERE t.topic_id = v_row.topic_id;
+    END IF;
+    IF max_message_bytes IS NOT NULL THEN
+        UPDATE pgtopic.catalog_topics t
+           SET max_message_bytes = CASE WHEN _alter_topic.max_message_bytes > 0 THEN _alter_topic.max_message_bytes END
          WHERE t.topic_id = v_row.topic_id;
     END IF;
 END $$;
@@ -387,7 +399,7 @@ SELECT t.* FROM pgtopic.catalog_topics t
 
 CREATE VIEW pgtopic.topics AS
 SELECT t.topic, t.partitions, t.retention, t.retention_bytes, t.segment_size, t.created_at,
-       pgtopic._storage_bytes('topic_' || t.topic_id) AS bytes
+       pgtopic._storage_bytes('topic_' || t.topic_id) AS bytes, t.max_message_bytes
   FROM pgtopic._visible_topics t;
 
 CREATE VIEW pgtopic.partitions AS
@@ -605,7 +617,7 @@ GRANT EXECUTE ON FUNCTION
 
 -- alter/drop/grant/revoke check the admin right on the topic itself (pgtopic_admin or a per-topic grant)
 GRANT EXECUTE ON FUNCTION
-    pgtopic.create_topic(text, integer, interval, bigint, bigint),
-    pgtopic.alter_topic(text, integer, interval, bigint), pgtopic.drop_topic(text),
+    pgtopic.create_topic(text, integer, interval, bigint, bigint, integer),
+    pgtopic.alter_topic(text, integer, interval, bigint, integer), pgtopic.drop_topic(text),
     pgtopic.grant_topic(text, text, text), pgtopic.revoke_topic(text, text, text)
    TO pgtopic_admin, pgtopic_producer, pgtopic_consumer;

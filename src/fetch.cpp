@@ -8,6 +8,11 @@ namespace {
 
 constexpr int N_COLUMNS = 6;  // partition, msg_offset, key, value, headers, produced_at
 constexpr int COL_OFFSET = 1;
+constexpr int COL_VALUE = 3;
+
+// Value bytes a poll may still return (begin_poll); a poll returns at least one message.
+int64 poll_bytes_left = 0;
+bool poll_returned_any = false;
 
 // Appends rows [from, below) of one segment to the result; returns how many.
 int64 read_segment(Oid leaf, int32 partition, int64 from, int64 below, int64 limit, Snapshot snapshot,
@@ -32,7 +37,8 @@ int64 read_segment(Oid leaf, int32 partition, int64 from, int64 below, int64 lim
     int64 count = 0;
     Datum values[N_COLUMNS];
     bool nulls[N_COLUMNS];
-    while (count < limit && index_getnext_slot(scan, ForwardScanDirection, slot)) {
+    while (count < limit && (poll_bytes_left > 0 || !poll_returned_any) &&
+           index_getnext_slot(scan, ForwardScanDirection, slot)) {
         slot_getallattrs(slot);
         for (int i = 0; i < N_COLUMNS; i++) {
             values[i] = slot->tts_values[i];
@@ -44,6 +50,9 @@ int64 read_segment(Oid leaf, int32 partition, int64 from, int64 below, int64 lim
         }
         tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
         *last_offset = DatumGetInt64(values[COL_OFFSET]);
+        if (!nulls[COL_VALUE])
+            poll_bytes_left -= static_cast<int64>(VARSIZE_ANY(DatumGetPointer(values[COL_VALUE])));
+        poll_returned_any = true;
         count++;
     }
 
@@ -56,6 +65,21 @@ int64 read_segment(Oid leaf, int32 partition, int64 from, int64 below, int64 lim
 
 }  // namespace
 
+void begin_poll(int32 max_messages)
+{
+    if (max_messages > max_poll_messages)
+        ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+                        errmsg("max_messages %d exceeds pgtopic.max_poll_messages (%d)", max_messages,
+                               max_poll_messages)));
+    poll_bytes_left = max_poll_bytes;
+    poll_returned_any = false;
+}
+
+bool poll_budget_spent()
+{
+    return poll_returned_any && poll_bytes_left <= 0;
+}
+
 ReadResult read_partition(const Topic &topic, int32 partition, int64 from, int64 limit, int64 lso,
                           Snapshot snapshot, ReturnSetInfo *rsinfo)
 {
@@ -65,7 +89,7 @@ ReadResult read_partition(const Topic &topic, int32 partition, int64 from, int64
     // than the LSO and would hide committed messages below it.
     ReadResult result{0, from};
     int64 offset = from;
-    while (result.count < limit && offset < lso) {
+    while (result.count < limit && offset < lso && !poll_budget_spent()) {
         int64 segment = offset / topic.segment_size;
         int64 segment_end = Min((segment + 1) * topic.segment_size, lso);
         Oid leaf = segment_relid(topic, partition, segment);
@@ -73,13 +97,14 @@ ReadResult read_partition(const Topic &topic, int32 partition, int64 from, int64
         if (OidIsValid(leaf))
             result.count += read_segment(leaf, partition, offset, segment_end, limit - result.count, snapshot,
                                          rsinfo, &last);
-        if (result.count >= limit && last >= 0) {
+        if ((result.count >= limit || poll_bytes_left <= 0) && last >= 0) {
             result.next_offset = last + 1;
             return result;
         }
         offset = segment_end;
     }
-    // Everything below the LSO has been read: gaps (rolled-back offsets) are skipped for good.
+    // Everything below the LSO has been read (gaps, rolled-back offsets, are skipped for good),
+    // or the byte budget ran out at a segment boundary.
     result.next_offset = Max(from, Min(offset, lso));
     return result;
 }
@@ -105,6 +130,7 @@ PGTOPIC_FUNCTION(pgtopic_fetch)
     Topic topic = lookup_topic(PG_GETARG_TEXT_PP(0), AccessShareLock);
     require_topic_right(topic, PG_GETARG_TEXT_PP(0), Right::Consume);
     check_partition(topic, partition);
+    begin_poll(max_messages);
 
     InitMaterializedSRF(fcinfo, 0);
     auto *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);

@@ -626,6 +626,8 @@ int64 read_owned(Membership &m, const Topic &topic, int64 max_messages, ReturnSe
                 continue;
             if (pass == 0)
                 reset_if_below_log_start(o, topic, lso[(start + k) % n]);
+            if (poll_budget_spent())
+                break;
             int64 want = pass == 0 ? Min(share, max_messages - total) : max_messages - total;
             ReadResult r = read_partition(topic, o.partition, o.position, want, lso[(start + k) % n], snapshot, rsinfo);
             o.position = r.next_offset;
@@ -696,6 +698,7 @@ PGTOPIC_FUNCTION(pgtopic_consume)
 
     Topic topic = lookup_topic(PG_GETARG_TEXT_PP(0), AccessShareLock);
     require_topic_right(topic, PG_GETARG_TEXT_PP(0), Right::Consume);
+    begin_poll(max_messages);
     Membership &m = join(topic, group_name);
     touch(m);
     registry_touch(m);

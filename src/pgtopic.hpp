@@ -11,6 +11,10 @@ extern int max_partitions;                // pgtopic.max_partitions (per topic)
 extern int shared_partitions;             // pgtopic.shared_partitions (shared-memory slots)
 extern int max_partitions_per_transaction;  // pgtopic.max_partitions_per_transaction
 extern int max_poll_interval_ms;          // pgtopic.max_poll_interval
+extern int max_batch_messages;            // pgtopic.max_batch_messages
+extern int max_batch_bytes;               // pgtopic.max_batch_bytes
+extern int max_poll_messages;             // pgtopic.max_poll_messages
+extern int max_poll_bytes;                // pgtopic.max_poll_bytes
 extern int auto_offset_reset;             // pgtopic.auto_offset_reset
 enum AutoOffsetReset { RESET_EARLIEST, RESET_LATEST };
 
@@ -19,6 +23,7 @@ struct Topic {
     int32 id;            // catalog_topics.topic_id
     int32 partitions;    // current partition count
     int64 segment_size;  // offsets per segment
+    int32 max_message_bytes;  // the topic's limit, else pgtopic.max_message_bytes
     Oid root_relid;      // pgtopic_data.topic_<id>, locked by lookup_topic
 };
 
@@ -74,6 +79,11 @@ struct ReadResult {
     int64 count;        // rows appended to the result
     int64 next_offset;  // where the next read of this partition starts
 };
+// Starts a read of at most pgtopic.max_poll_bytes of values (and max_messages, checked here:
+// 54000 above pgtopic.max_poll_messages); read_partition stops when the byte budget is spent,
+// after at least one message.
+void begin_poll(int32 max_messages);
+bool poll_budget_spent();
 // Appends up to `limit` messages of [from, lso) to rsinfo's tuplestore, in offset order.
 // `lso` must have been read before `snapshot` was taken.
 ReadResult read_partition(const Topic &topic, int32 partition, int64 from, int64 limit, int64 lso,

@@ -195,8 +195,12 @@ PGTOPIC_FUNCTION(pgtopic_create_topic)
     require_arg(fcinfo, 0, "topic");
     check_topic_name(PG_GETARG_TEXT_PP(0));
     require_global_admin();
-    Oid argtypes[5] = {TEXTOID, INT4OID, INTERVALOID, INT8OID, INT8OID};
-    call_internal("SELECT pgtopic._create_topic($1, $2, $3, $4, $5)", 5, argtypes, fcinfo);
+    // 0.2.0 added max_message_bytes; the 0.1.0 SQL declaration has one argument fewer.
+    Oid argtypes[6] = {TEXTOID, INT4OID, INTERVALOID, INT8OID, INT8OID, INT4OID};
+    if (PG_NARGS() >= 6)
+        call_internal("SELECT pgtopic._create_topic($1, $2, $3, $4, $5, $6)", 6, argtypes, fcinfo);
+    else
+        call_internal("SELECT pgtopic._create_topic($1, $2, $3, $4, $5)", 5, argtypes, fcinfo);
     PG_RETURN_VOID();
 }
 
@@ -206,8 +210,11 @@ PGTOPIC_FUNCTION(pgtopic_alter_topic)
     text *name = PG_GETARG_TEXT_PP(0);
     Topic topic = lookup_topic(name, AccessShareLock);
     require_topic_right(topic, name, Right::Admin);
-    Oid argtypes[4] = {TEXTOID, INT4OID, INTERVALOID, INT8OID};
-    call_internal("SELECT pgtopic._alter_topic($1, $2, $3, $4)", 4, argtypes, fcinfo);
+    Oid argtypes[5] = {TEXTOID, INT4OID, INTERVALOID, INT8OID, INT4OID};
+    if (PG_NARGS() >= 5)
+        call_internal("SELECT pgtopic._alter_topic($1, $2, $3, $4, $5)", 5, argtypes, fcinfo);
+    else
+        call_internal("SELECT pgtopic._alter_topic($1, $2, $3, $4)", 4, argtypes, fcinfo);
     PG_RETURN_VOID();
 }
 

@@ -215,6 +215,7 @@ for my $round (1 .. $ROUNDS)
     # (1) every committed message exactly once, nothing else. Read through pgtopic.fetch (the
     # reading API, bounded by the last stable offset) and through the storage table.
     $node->safe_psql('postgres', qq{
+        SET pgtopic.max_poll_messages = 100000000;  -- read everything in one call
         DROP TABLE IF EXISTS fetched;
         CREATE TABLE fetched AS
         SELECT f."partition", f.msg_offset, f.key, convert_from(f.value, 'UTF8') AS value
@@ -297,6 +298,7 @@ for my $round (1 .. $ROUNDS)
         SELECT count(*) FROM acks;
     });
     my $readable = $node->safe_psql('postgres', qq{
+        SET pgtopic.max_poll_messages = 100000000;
         SELECT count(*) FROM generate_series(0, $PARTITIONS - 1) AS n, LATERAL pgtopic.fetch('crash', n, 0, 100000000)});
     is($readable, $after, "round $round: messages produced after the restart are readable with all the others");
 
