@@ -20,7 +20,7 @@ DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
 TEST_CONF = $(CURDIR)/test/pgtopic.conf
 
 # pg_regress: test/sql/*.sql against test/expected/*.out on a throwaway server.
-REGRESS = topics produce fetch murmur2 groups retention dump_restore
+REGRESS = topics produce fetch murmur2 groups retention dump_restore bad_input
 REGRESS_OPTS = --inputdir=test --outputdir=test/results \
 	--temp-instance=$(CURDIR)/test/tmp_regress --temp-config=$(TEST_CONF) --temp-config=$(CURDIR)/test/regress.conf
 
