@@ -18,7 +18,7 @@ use Cwd;
 use Time::HiRes qw(sleep time);
 
 my $PARTITIONS = 4;
-my $ROUNDS     = 3;
+my $ROUNDS     = $ENV{PGTOPIC_CRASH_ROUNDS} // 3;  # scripts/test runs the 20-round campaign
 my $LOAD_SECS  = 2;    # load before the SIGKILL
 my $SEGMENT    = 500;  # offsets per segment
 my $SEGMENTS   = 60;   # segments created up front, per partition
@@ -133,6 +133,21 @@ sub offsets_by_partition
 }
 
 my $prev_acks = 0;
+# Consumers: two members of group 'cg' polling concurrently (each poll commits the previous).
+my $consume_file = "$dir/consume.sql";
+PostgreSQL::Test::Utils::append_to_file($consume_file,
+    "SELECT count(*) FROM pgtopic.consume('crash', 'cg', 50, 10);\n");
+my $committed_sql = q{
+    SELECT coalesce(string_agg(o."partition" || '=' || o.committed_offset, ' ' ORDER BY o."partition"), '')
+      FROM pgtopic.catalog_offsets o JOIN pgtopic.catalog_groups g USING (group_id)
+     WHERE g.group_name = 'cg' AND o.committed_offset IS NOT NULL};
+sub committed_map
+{
+    my %m = map { split /=/ } split / /, $_[0];
+    return \%m;
+}
+my $campaign = { rounds => 0, acks => 0, offsets_checked => 0 };
+
 for my $round (1 .. $ROUNDS)
 {
     my ($out, $err) = ('', '');
@@ -140,6 +155,11 @@ for my $round (1 .. $ROUNDS)
         [ 'pgbench', '-n', '-c', '4', '-j', '2', '-T', '30', @script_args,
           '-h', $node->host, '-p', $node->port, 'postgres' ],
         '>', \$out, '2>', \$err, IPC::Run::timeout(120));
+    my ($cout, $cerr) = ('', '');
+    my $consumers = IPC::Run::start(
+        [ 'pgbench', '-n', '-c', '2', '-j', '1', '-T', '30', '-f', $consume_file,
+          '-h', $node->host, '-p', $node->port, 'postgres' ],
+        '>', \$cout, '2>', \$cerr, IPC::Run::timeout(120));
     sleep $LOAD_SECS;
 
     # A transaction in flight at the crash holds offset $inflight of partition 0, below an
@@ -171,7 +191,10 @@ for my $round (1 .. $ROUNDS)
          WHERE g.group_name = 'g' AND g.topic_id = (SELECT topic_id FROM pgtopic.catalog_topics WHERE topic = '$gtopic');
     }), "g0,g1,g2\n\n5", "round $round: a group consumed offsets 0-2 and committed position 5, past the rolled-back 3-4");
 
-    my $mode = $round == 1 ? 'postmaster' : 'instance';
+    # committed group offsets just before the crash: they must never go backwards
+    my $committed_before = committed_map($node->safe_psql('postgres', $committed_sql));
+
+    my $mode = $round % 2 == 1 ? 'postmaster' : 'instance';
     my $before     = scalar(instance_pids());
     my $postmaster = $node->{_pid};
     $node->kill9;
@@ -196,6 +219,8 @@ for my $round (1 .. $ROUNDS)
     }
     $bench->signal('KILL');
     eval { $bench->finish; };
+    $consumers->signal('KILL');
+    eval { $consumers->finish; };
     eval { $bg->quit; };
     # A new postmaster refuses to start while processes of the old one hold its shared memory,
     # or while the old postmaster's PID exists (also as a zombie not yet reaped).
@@ -211,6 +236,14 @@ for my $round (1 .. $ROUNDS)
     my $log = PostgreSQL::Test::Utils::slurp_file($node->logfile, $log_offset);
     like($log, qr/database system was (not properly shut down|interrupted)/,
         "round $round: the restart ran crash recovery");
+    ok($node->poll_query_until('postgres',
+            q{SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'pgtopic maintenance'}),
+        "round $round: the maintenance worker is back");
+    my $committed_after = committed_map($node->safe_psql('postgres', $committed_sql));
+    my @backwards = grep { ($committed_after->{$_} // -1) < $committed_before->{$_} } sort keys %$committed_before;
+    is("@backwards", '', "round $round: committed group offsets did not go backwards ("
+        . join(' ', map { "$_=" . ($committed_after->{$_} // 'none') } sort keys %$committed_after) . ')');
+    $campaign->{offsets_checked} += scalar keys %$committed_before;
 
     # (1) every committed message exactly once, nothing else. Read through pgtopic.fetch (the
     # reading API, bounded by the last stable offset) and through the storage table.
@@ -317,5 +350,6 @@ my @signalled = grep { /terminated by signal|terminated by exception|PANIC:|TRAP
 is(scalar(@signalled), 0, 'no backend terminated by a signal, no PANIC') or diag(join("\n", @signalled));
 
 $node->stop;
-diag(sprintf('crash recovery test: %d rounds in %.1fs', $ROUNDS, time - $t0));
+diag(sprintf('crash recovery test: %d rounds in %.1fs, %d committed group offsets checked for going backwards',
+    $ROUNDS, time - $t0, $campaign->{offsets_checked}));
 done_testing();
