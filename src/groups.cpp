@@ -651,6 +651,45 @@ Membership &member_of(const Topic &topic, text *topic_name, text *group_name)
 
 }  // namespace
 
+// For the maintenance worker: terminates every member of this database that owns partitions and
+// has not polled for longer than pgtopic.max_poll_interval. Returns how many it terminated.
+int expire_idle_members()
+{
+    if (max_poll_interval_ms <= 0 || registry == nullptr)
+        return 0;
+    LockData *locks = GetLockStatusData();
+    TimestampTz now = GetCurrentTimestamp();
+    int terminated = 0;
+    for (int b = 0; b < MaxBackends; b++) {
+        BackendMembers *bm = &registry[b];
+        MemberEntry copy[MEMBERSHIPS_PER_BACKEND];
+        SpinLockAcquire(&bm->mutex);
+        int pid = bm->pid;
+        memcpy(copy, bm->entries, sizeof copy);
+        SpinLockRelease(&bm->mutex);
+        bool idle_owner = false;
+        for (const MemberEntry &e : copy) {
+            if (e.group_id == 0 || e.database != MyDatabaseId ||
+                !TimestampDifferenceExceeds(e.last_poll, now, max_poll_interval_ms))
+                continue;
+            for (int i = 0; i < locks->nelements && !idle_owner; i++) {
+                const LockInstanceData &l = locks->locks[i];
+                idle_owner = l.pid == pid && l.holdMask != 0 && l.locktag.locktag_type == LOCKTAG_ADVISORY &&
+                             l.locktag.locktag_field1 == MyDatabaseId &&
+                             l.locktag.locktag_field2 == static_cast<uint32>(e.group_id) &&
+                             l.locktag.locktag_field4 == LOCK_SPACE_OWNER;
+            }
+        }
+        if (idle_owner && pid != MyProcPid && BackendPidGetProc(pid) != nullptr) {
+            ereport(LOG, (errmsg("pgtopic: terminating group member %d: no poll for more than %d ms", pid,
+                                 max_poll_interval_ms)));
+            (void) kill(pid, SIGTERM);
+            terminated++;
+        }
+    }
+    return terminated;
+}
+
 void members_shmem_request()
 {
     RequestAddinShmemSpace(registry_size());

@@ -93,6 +93,7 @@ ReadResult read_partition(const Topic &topic, int32 partition, int64 from, int64
 void members_shmem_request();
 void members_shmem_startup();
 void groups_init_backend_callbacks();
+int expire_idle_members();
 
 // ---- maintenance worker (maintenance.cpp) ----------------------------------------------
 extern char *maintenance_database;      // pgtopic.database
