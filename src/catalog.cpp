@@ -34,6 +34,19 @@ void require_arg(FunctionCallInfo fcinfo, int argno, const char *name)
         ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("%s must not be NULL", name)));
 }
 
+void require_args(FunctionCallInfo fcinfo, std::initializer_list<const char *> names)
+{
+    int argno = 0;
+    for (const char *name : names)
+        require_arg(fcinfo, argno++, name);
+}
+
+void require_nonnegative(int64 value, const char *name)
+{
+    if (value < 0)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("%s must not be negative", name)));
+}
+
 void check_topic_name(text *name)
 {
     std::size_t len = VARSIZE_ANY_EXHDR(name);

@@ -115,17 +115,12 @@ using namespace pgtopic;
 
 PGTOPIC_FUNCTION(pgtopic_fetch)
 {
-    require_arg(fcinfo, 0, "topic");
-    require_arg(fcinfo, 1, "partition");
-    require_arg(fcinfo, 2, "from_offset");
-    require_arg(fcinfo, 3, "max_messages");
+    require_args(fcinfo, {"topic", "partition", "from_offset", "max_messages"});
     int32 partition = PG_GETARG_INT32(1);
     int64 from = PG_GETARG_INT64(2);
     int32 max_messages = PG_GETARG_INT32(3);
-    if (from < 0)
-        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("from_offset must not be negative")));
-    if (max_messages < 0)
-        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("max_messages must not be negative")));
+    require_nonnegative(from, "from_offset");
+    require_nonnegative(max_messages, "max_messages");
 
     Topic topic = lookup_topic(PG_GETARG_TEXT_PP(0), AccessShareLock);
     require_topic_right(topic, PG_GETARG_TEXT_PP(0), Right::Consume);
@@ -165,9 +160,7 @@ PGTOPIC_FUNCTION(pgtopic_partition_offsets)
 // last stable offset when there is none. Scans the partition (produced_at has no index).
 PGTOPIC_FUNCTION(pgtopic_offset_for_time)
 {
-    require_arg(fcinfo, 0, "topic");
-    require_arg(fcinfo, 1, "partition");
-    require_arg(fcinfo, 2, "ts");
+    require_args(fcinfo, {"topic", "partition", "ts"});
     int32 partition = PG_GETARG_INT32(1);
     Topic topic = lookup_topic(PG_GETARG_TEXT_PP(0), AccessShareLock);
     require_topic_right(topic, PG_GETARG_TEXT_PP(0), Right::Consume);

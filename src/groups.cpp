@@ -718,18 +718,13 @@ using namespace pgtopic;
 
 PGTOPIC_FUNCTION(pgtopic_consume)
 {
-    require_arg(fcinfo, 0, "topic");
-    require_arg(fcinfo, 1, "group_name");
-    require_arg(fcinfo, 2, "max_messages");
-    require_arg(fcinfo, 3, "wait_ms");
+    require_args(fcinfo, {"topic", "group_name", "max_messages", "wait_ms"});
     text *group_name = PG_GETARG_TEXT_PP(1);
     int32 max_messages = PG_GETARG_INT32(2);
     int32 wait_ms = PG_GETARG_INT32(3);
     check_group_name(group_name);
-    if (max_messages < 0)
-        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("max_messages must not be negative")));
-    if (wait_ms < 0)
-        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("wait_ms must not be negative")));
+    require_nonnegative(max_messages, "max_messages");
+    require_nonnegative(wait_ms, "wait_ms");
     if (RecoveryInProgress())
         ereport(ERROR, (errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
                         errmsg("cannot consume during recovery"),
@@ -771,8 +766,7 @@ PGTOPIC_FUNCTION(pgtopic_consume)
 
 PGTOPIC_FUNCTION(pgtopic_commit)
 {
-    require_arg(fcinfo, 0, "topic");
-    require_arg(fcinfo, 1, "group_name");
+    require_args(fcinfo, {"topic", "group_name"});
     text *group_name = PG_GETARG_TEXT_PP(1);
     check_group_name(group_name);
     Topic topic = lookup_topic(PG_GETARG_TEXT_PP(0), AccessShareLock);
@@ -785,8 +779,7 @@ PGTOPIC_FUNCTION(pgtopic_commit)
 
 PGTOPIC_FUNCTION(pgtopic_leave)
 {
-    require_arg(fcinfo, 0, "topic");
-    require_arg(fcinfo, 1, "group_name");
+    require_args(fcinfo, {"topic", "group_name"});
     text *group_name = PG_GETARG_TEXT_PP(1);
     check_group_name(group_name);
     Topic topic = lookup_topic(PG_GETARG_TEXT_PP(0), AccessShareLock);
@@ -808,16 +801,12 @@ PGTOPIC_FUNCTION(pgtopic_leave)
 // caller's transaction.
 PGTOPIC_FUNCTION(pgtopic_seek)
 {
-    require_arg(fcinfo, 0, "topic");
-    require_arg(fcinfo, 1, "group_name");
-    require_arg(fcinfo, 2, "partition");
-    require_arg(fcinfo, 3, "to_offset");
+    require_args(fcinfo, {"topic", "group_name", "partition", "to_offset"});
     text *group_name = PG_GETARG_TEXT_PP(1);
     int32 partition = PG_GETARG_INT32(2);
     int64 to_offset = PG_GETARG_INT64(3);
     check_group_name(group_name);
-    if (to_offset < 0)
-        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("to_offset must not be negative")));
+    require_nonnegative(to_offset, "to_offset");
     Topic topic = lookup_topic(PG_GETARG_TEXT_PP(0), AccessShareLock);
     require_topic_right(topic, PG_GETARG_TEXT_PP(0), Right::Consume);
     check_partition(topic, partition);

@@ -3,6 +3,8 @@
 
 #include "pg.hpp"
 
+#include <initializer_list>
+
 namespace pgtopic {
 
 // ---- settings (pgtopic.cpp) -------------------------------------------------------------
@@ -35,6 +37,10 @@ Topic lookup_topic(text *name, LOCKMODE lockmode);
 void check_partition(const Topic &topic, int32 partition);
 // Raises 22004 naming the argument when it is NULL.
 void require_arg(FunctionCallInfo fcinfo, int argno, const char *name);
+// The same for arguments 0, 1, ... named in order.
+void require_args(FunctionCallInfo fcinfo, std::initializer_list<const char *> names);
+// 22023 "<name> must not be negative".
+void require_nonnegative(int64 value, const char *name);
 
 // ---- privileges (privileges.cpp) -------------------------------------------------------
 enum class Right { Produce, Consume, Admin };

@@ -232,9 +232,7 @@ PGTOPIC_FUNCTION(pgtopic_drop_topic)
 // grant_topic(topic, role, privilege) / revoke_topic(topic, role, privilege)
 static Datum change_grant(FunctionCallInfo fcinfo, bool grant)
 {
-    require_arg(fcinfo, 0, "topic");
-    require_arg(fcinfo, 1, "role");
-    require_arg(fcinfo, 2, "privilege");
+    require_args(fcinfo, {"topic", "role", "privilege"});
     text *name = PG_GETARG_TEXT_PP(0);
     Right right = parse_right(PG_GETARG_TEXT_PP(2));
     Oid role = get_role_oid(text_to_cstring(PG_GETARG_TEXT_PP(1)), false);
@@ -260,8 +258,7 @@ PGTOPIC_FUNCTION(pgtopic_revoke_topic) { return change_grant(fcinfo, false); }
 
 PGTOPIC_FUNCTION(pgtopic_has_topic_privilege)
 {
-    require_arg(fcinfo, 0, "topic");
-    require_arg(fcinfo, 1, "privilege");
+    require_args(fcinfo, {"topic", "privilege"});
     Right right = parse_right(PG_GETARG_TEXT_PP(1));
     Topic topic = lookup_topic(PG_GETARG_TEXT_PP(0), AccessShareLock);
     PG_RETURN_BOOL(has_topic_right(topic.id, GetUserId(), right));
