@@ -502,6 +502,44 @@ class Listener(Client):
         self.drop()
 
 
+class ReplicaReader(threading.Thread):
+    """Reads the topic on the replicas (hot standby) all along: a node that served reads in
+    recovery and is then promoted must still hand out offsets above everything it replayed."""
+
+    def __init__(self, topic, cluster, record, args, stop):
+        super().__init__(name="replica-reader", daemon=True)
+        self.topic, self.cluster, self.record, self.args, self.stop = topic, cluster, record, args, stop
+        self.hard_deadline = time.monotonic() + args.client_limit
+
+    def run(self):
+        conns = {}
+        while not self.stop.is_set() and time.monotonic() < self.hard_deadline:
+            leader = self.cluster.primary()
+            for node in NODES:
+                if node == leader or leader is None:
+                    close_quietly(conns.pop(node, None))
+                    continue
+                try:
+                    set_deadline(self.args.op_timeout)
+                    if node not in conns:
+                        conns[node] = psycopg2.connect(self.cluster.node_dsn(node, application_name="replica-reader"))
+                        conns[node].autocommit = True
+                    with conns[node].cursor() as cur:
+                        cur.execute("SELECT \"partition\", high_watermark FROM pgtopic.partitions WHERE topic = %s",
+                                    (self.topic,))
+                        for partition, hw in cur.fetchall():
+                            cur.execute("SELECT count(*) FROM pgtopic.fetch(%s, %s, greatest(%s - 50, 0), 50)",
+                                        (self.topic, partition, hw))
+                    self.record.outcome("replica_reads")
+                except (psycopg2.Error, ClientDeadline) as e:
+                    self.record.outcome("replica_read_failed", error_name(e))
+                    close_quietly(conns.pop(node, None))
+                    self.stop.wait(0.5)  # a restarting node: do not flood it with connections
+            self.stop.wait(0.05)
+        for c in conns.values():
+            close_quietly(c)
+
+
 # ---------------------------------------------------------------------------------------------
 # One scenario
 # ---------------------------------------------------------------------------------------------
@@ -533,13 +571,17 @@ def leader_query(cluster, sql, args=None, limit=20):
 def run_scenario(cluster, args, mode, scenario, run_id):
     topic = "ha.%s.%s.%s" % (run_id, mode, scenario)
     group = "ha-group"
-    leader_query(cluster, "SELECT pgtopic.create_topic(%s, %s)", (topic, args.partitions))
+    # Small segments: new segments are created (by pgtopic's segment workers) all through the
+    # scenario, also around the fault.
+    leader_query(cluster, "SELECT pgtopic.create_topic(%s, %s, segment_size => %s)",
+                 (topic, args.partitions, args.segment_size))
     record = Record()
     stop_producers, stop_consumers = threading.Event(), threading.Event()
     producers = [Producer(i, topic, cluster, record, args, stop_producers) for i in range(args.producers)]
     consumers = [Consumer(i, topic, group, cluster, record, args, stop_consumers) for i in range(args.consumers)]
     listener = Listener(topic, cluster, record, args, stop_consumers)
-    threads = producers + consumers + [listener]
+    reader = ReplicaReader(topic, cluster, record, args, stop_consumers)
+    threads = producers + consumers + [listener, reader]
     for t in threads:
         t.start()
     result = {"scenario": scenario, "mode": mode, "ok": True, "problems": []}
@@ -603,22 +645,32 @@ def run_scenario(cluster, args, mode, scenario, run_id):
         stop_producers.set()
         for t in producers:
             t.join(args.op_timeout + 5)
-        # Drain: every acknowledged message delivered and the group's lag 0 (bounded).
+        # Drain (bounded) until the group has committed everything in the log (lag 0): then
+        # whatever acknowledged message it has not received is not coming (lost or skipped).
         drain_deadline = time.monotonic() + args.drain_limit
         lag = None
         while time.monotonic() < drain_deadline:
-            if not record.undelivered():
-                rows = cluster.try_query(cluster.primary() or new,
-                                         "SELECT coalesce(sum(lag), -1) FROM pgtopic.consumer_lag"
-                                         " WHERE topic = %s AND group_name = %s", (topic, group), timeout=3)
-                lag = rows[0][0] if rows else None
-                if lag == 0:
-                    break
+            rows = cluster.try_query(cluster.primary() or new,
+                                     "SELECT coalesce(sum(lag), -1) FROM pgtopic.consumer_lag"
+                                     " WHERE topic = %s AND group_name = %s", (topic, group), timeout=3)
+            lag = rows[0][0] if rows else None
+            if lag == 0:
+                break
             time.sleep(0.25)
+        # The group re-formed on the new leader: every member holds partitions, all are owned.
+        members = leader_query(cluster, "SELECT count(*), coalesce(sum(cardinality(partitions)), 0),"
+                                        " count(*) FILTER (WHERE cardinality(partitions) = 0)"
+                                        "  FROM pgtopic.group_members WHERE topic = %s AND group_name = %s",
+                               (topic, group))[0]
         stop_consumers.set()
-        for t in consumers + [listener]:
+        for t in consumers + [listener, reader]:
             t.join(args.op_timeout + 5)
         result.update(verify(cluster, record, topic, t0, new, old, lag))
+        result["members"] = "%d/%d" % (members[0], members[1])
+        if args.consumers <= args.partitions and (members[0] != args.consumers or members[1] != args.partitions
+                                                  or members[2] != 0):
+            result["problems"].append("group after the drain: %d members owning %d partitions (%d with none)"
+                                      % tuple(members))
         result.update(failover_s=failover_s, rejoin_s=rejoin_s, leader_s=t_leader, old=old, new=new)
     except Exception as e:
         result["ok"] = False
@@ -704,9 +756,25 @@ def verify(cluster, record, topic, t0, new, old, lag):
                 rewound += 1
 
     notified_after = sum(1 for t, n in notifications if t > t0 and n == new)
+
+    # pgtopic's own view of the partitions on the new leader, with no producer left: the high
+    # watermark above every stored message and nothing in flight (LSO = high watermark); and a
+    # maintenance pass (segments ahead, retention) runs without error.
+    top = collections.defaultdict(lambda: -1)
+    for partition, offset, _ in rows:
+        top[partition] = max(top[partition], offset)
+    catalog = []
+    for partition, hw, lso in leader_query(cluster, "SELECT \"partition\", high_watermark, last_stable_offset"
+                                                    "  FROM pgtopic.partitions WHERE topic = %s", (topic,)):
+        if hw <= top[partition] or lso != hw:
+            catalog.append("partition %d: high watermark %d, LSO %d, top stored offset %d" % (partition, hw, lso, top[partition]))
+    try:
+        leader_query(cluster, "SELECT count(*) FROM pgtopic.run_maintenance()", limit=10)
+    except RuntimeError as e:
+        catalog.append("run_maintenance: %s" % e)
     return {"acked": len(acked), "lost": lost, "moved": moved, "duplicated": duplicated, "redelivered": redelivered,
             "undelivered": undelivered, "reused": reused, "below": below, "rewound": rewound, "log_dups": log_dups,
-            "logged": len(rows), "lag": lag, "notified_after": notified_after}
+            "logged": len(rows), "lag": lag, "notified_after": notified_after, "catalog": catalog}
 
 
 def judge(result):
@@ -722,6 +790,7 @@ def judge(result):
         problems.append("old leader did not rejoin")
     if result["log_dups"]:
         problems.append("%d message ids twice in the log" % result["log_dups"])
+    problems.extend(result["catalog"])
     if sync:
         for key, what in (("lost", "acknowledged messages lost"), ("moved", "acknowledged messages at another offset"),
                           ("undelivered", "acknowledged messages never delivered"),
@@ -749,6 +818,7 @@ def main():
     ap.add_argument("--producers", type=int, default=3)
     ap.add_argument("--consumers", type=int, default=2)
     ap.add_argument("--partitions", type=int, default=4)
+    ap.add_argument("--segment-size", type=int, default=500, help="offsets per segment of the test topics")
     ap.add_argument("--warmup", type=float, default=3.0, help="seconds of traffic before the fault")
     ap.add_argument("--after", type=float, default=2.0, help="seconds of traffic after the rejoin")
     ap.add_argument("--pause", type=float, default=0.0, help="producer pause between transactions (s)")
@@ -794,11 +864,11 @@ def main():
                      fmt(r.get("failover_s")), fmt(r.get("rejoin_s"))), flush=True)
             print("failover-check: scenario=%s mode=%s result=%s old=%s new=%s leader_s=%s undelivered=%s "
                   "offsets_reused=%s offsets_below=%s moved=%s rewound=%s redelivered=%s lag=%s logged=%s "
-                  "notified_after=%s took_s=%.0f%s"
+                  "notified_after=%s members=%s took_s=%.0f%s"
                   % (scenario, mode, "ok" if r["ok"] else "FAIL", r.get("old", "-"), r.get("new", "-"),
                      fmt(r.get("leader_s")), r.get("undelivered", "-"), r.get("reused", "-"), r.get("below", "-"),
                      r.get("moved", "-"), r.get("rewound", "-"), r.get("redelivered", "-"), r.get("lag", "-"),
-                     r.get("logged", "-"), r.get("notified_after", "-"), time.monotonic() - t,
+                     r.get("logged", "-"), r.get("notified_after", "-"), r.get("members", "-"), time.monotonic() - t,
                      "" if r["ok"] else " problems=" + json.dumps(r["problems"])), flush=True)
             print("failover-clients: scenario=%s mode=%s outcomes=%s errors=%s"
                   % (scenario, mode, json.dumps(r["outcomes"], sort_keys=True), json.dumps(r["errors"])), flush=True)
