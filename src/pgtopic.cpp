@@ -134,6 +134,9 @@ PGTOPIC_FUNCTION(pgtopic_lock_partition_ddl)
     SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, static_cast<uint32>(PG_GETARG_INT32(0)),
                          static_cast<uint32>(PG_GETARG_INT32(1)), LOCK_SPACE_PARTITION_DDL);
     (void) LockAcquire(&tag, ExclusiveLock, false, false);
+    // As LockRelationOid does: see the catalog changes of the previous holder (a segment it just
+    // created), or a name looked up before the wait stays a cached miss and CREATE TABLE fails.
+    AcceptInvalidationMessages();
     PG_RETURN_VOID();
 }
 
