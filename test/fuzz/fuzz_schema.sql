@@ -62,6 +62,10 @@ BEGIN
         -- or every group call would stop at 42501 and sqlsmith would never reach the group code.
         GRANT INSERT, UPDATE ON pgtopic.catalog_groups, pgtopic.catalog_offsets TO pgtopic_fuzzer;
         GRANT USAGE ON SEQUENCE pgtopic.group_id_seq TO pgtopic_fuzzer;
+        -- ... and pgtopic's internal look-ups of the first and last stored offsets run as the
+        -- caller too (SELECT min/max(msg_offset) FROM pgtopic_data.topic_<id>_p<n>).
+        GRANT USAGE ON SCHEMA pgtopic_data TO pgtopic_fuzzer;
+        GRANT SELECT ON ALL TABLES IN SCHEMA pgtopic_data TO pgtopic_fuzzer;
     END IF;
 END $$;
 GRANT USAGE ON SCHEMA pgtopic TO pgtopic_fuzzer;
