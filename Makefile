@@ -1,6 +1,6 @@
 # pgtopic: PGXS build of a C++17 PostgreSQL extension.
 EXTENSION  = pgtopic
-EXTVERSION = 0.1.0
+EXTVERSION = 0.2.0
 
 MODULE_big = pgtopic
 OBJS = \
@@ -13,14 +13,17 @@ OBJS = \
 	src/produce.o \
 	src/fetch.o \
 	src/groups.o \
-	src/maintenance.o
+	src/maintenance.o \
+	src/privileges.o
 
 DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
+# earlier versions (frozen) and the upgrade path from each
+DATA = sql/$(EXTENSION)--0.1.0.sql sql/$(EXTENSION)--0.1.0--0.2.0.sql
 
 TEST_CONF = $(CURDIR)/test/pgtopic.conf
 
 # pg_regress: test/sql/*.sql against test/expected/*.out on a throwaway server.
-REGRESS = topics produce fetch murmur2 groups retention dump_restore
+REGRESS = topics produce fetch murmur2 groups retention privileges security limits dump_restore bad_input
 REGRESS_OPTS = --inputdir=test --outputdir=test/results \
 	--temp-instance=$(CURDIR)/test/tmp_regress --temp-config=$(TEST_CONF) --temp-config=$(CURDIR)/test/regress.conf
 
@@ -63,3 +66,6 @@ unittest: test/unit/unittest
 	test/unit/unittest
 
 .PHONY: unittest
+
+# Every object depends on every header (PGXS does not track C++ header dependencies here).
+$(OBJS): $(wildcard src/*.hpp)

@@ -1,5 +1,5 @@
 -- pgtopic: Kafka-style topics, partitions, offsets and consumer groups inside PostgreSQL.
--- This file is the install script of the current version; the Makefile copies it to
+-- This file is the install script of the current version (see pgtopic.control); the Makefile copies it to
 -- pgtopic--<version>.sql. Upgrade scripts live beside it as pgtopic--A--B.sql.
 
 \echo Use "CREATE EXTENSION pgtopic" to load this file. \quit
@@ -23,7 +23,8 @@ CREATE TABLE pgtopic.catalog_topics (
     segment_size    bigint      NOT NULL CHECK (segment_size > 0),
     retention       interval    CHECK (retention > interval '0'),
     retention_bytes bigint      CHECK (retention_bytes > 0),
-    created_at      timestamptz NOT NULL DEFAULT now()
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    max_message_bytes integer   CHECK (max_message_bytes > 0)  -- since 0.2.0; NULL: pgtopic.max_message_bytes
 );
 ALTER SEQUENCE pgtopic.topic_id_seq OWNED BY pgtopic.catalog_topics.topic_id;
 COMMENT ON TABLE pgtopic.catalog_topics IS 'pgtopic catalog: one row per topic';
@@ -50,12 +51,37 @@ CREATE TABLE pgtopic.catalog_offsets (
 );
 COMMENT ON TABLE pgtopic.catalog_offsets IS 'pgtopic catalog: committed offset per consumer group and partition';
 
+-- Rights on one topic (grant_topic / revoke_topic). pgtopic_admin has every right on every topic.
+CREATE TABLE pgtopic.catalog_grants (
+    topic_id  integer NOT NULL REFERENCES pgtopic.catalog_topics ON DELETE CASCADE,
+    grantee   regrole NOT NULL,
+    privilege text    NOT NULL CHECK (privilege IN ('produce', 'consume', 'admin')),
+    PRIMARY KEY (topic_id, grantee, privilege)
+);
+COMMENT ON TABLE pgtopic.catalog_grants IS 'pgtopic catalog: per-topic rights (produce, consume, admin)';
+
 -- pg_dump dumps the catalog's rows (and the id sequences) with the data.
 SELECT pg_catalog.pg_extension_config_dump('pgtopic.catalog_topics', '');
 SELECT pg_catalog.pg_extension_config_dump('pgtopic.topic_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('pgtopic.catalog_groups', '');
 SELECT pg_catalog.pg_extension_config_dump('pgtopic.group_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('pgtopic.catalog_offsets', '');
+SELECT pg_catalog.pg_extension_config_dump('pgtopic.catalog_grants', '');
+
+-- The extension's roles (cluster-wide; kept if the extension is dropped).
+DO $roles$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'pgtopic_admin') THEN
+        CREATE ROLE pgtopic_admin NOLOGIN;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'pgtopic_producer') THEN
+        CREATE ROLE pgtopic_producer NOLOGIN;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'pgtopic_consumer') THEN
+        CREATE ROLE pgtopic_consumer NOLOGIN;
+    END IF;
+END
+$roles$;
 
 ------------------------------------------------------------------------------
 -- C functions (src/)
@@ -105,6 +131,31 @@ CREATE FUNCTION pgtopic.fetch(topic text, "partition" integer, from_offset bigin
                    headers jsonb, produced_at timestamptz)
     AS 'MODULE_PATHNAME', 'pgtopic_fetch' LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
+-- Topic administration and rights (src/privileges.cpp): the caller's rights are checked in C,
+-- then the internal PL/pgSQL below runs as the extension's owner.
+CREATE FUNCTION pgtopic.create_topic(topic text, partitions integer DEFAULT 1,
+                                     retention interval DEFAULT NULL, retention_bytes bigint DEFAULT NULL,
+                                     segment_size bigint DEFAULT NULL, max_message_bytes integer DEFAULT NULL)
+    RETURNS void
+    AS 'MODULE_PATHNAME', 'pgtopic_create_topic' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION pgtopic.alter_topic(topic text, partitions integer DEFAULT NULL,
+                                    retention interval DEFAULT NULL, retention_bytes bigint DEFAULT NULL,
+                                    max_message_bytes integer DEFAULT NULL) RETURNS void
+    AS 'MODULE_PATHNAME', 'pgtopic_alter_topic' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION pgtopic.drop_topic(topic text) RETURNS void
+    AS 'MODULE_PATHNAME', 'pgtopic_drop_topic' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION pgtopic.grant_topic(topic text, role text, privilege text) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'pgtopic_grant_topic' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION pgtopic.revoke_topic(topic text, role text, privilege text) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'pgtopic_revoke_topic' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION pgtopic.has_topic_privilege(topic text, privilege text) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'pgtopic_has_topic_privilege' LANGUAGE C STABLE PARALLEL UNSAFE;
+
 -- Consumer groups (src/groups.cpp). consume joins the group on first call, first commits what
 -- this session's previous call handed out, rebalances, then returns messages of the partitions
 -- this session owns.
@@ -122,6 +173,10 @@ CREATE FUNCTION pgtopic.leave(topic text, group_name text) RETURNS boolean
 
 CREATE FUNCTION pgtopic.seek(topic text, group_name text, "partition" integer, to_offset bigint) RETURNS void
     AS 'MODULE_PATHNAME', 'pgtopic_seek' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+-- Kafka's offsetsForTimes: first offset produced at or after ts (else the last stable offset).
+CREATE FUNCTION pgtopic.offset_for_time(topic text, "partition" integer, ts timestamptz) RETURNS bigint
+    AS 'MODULE_PATHNAME', 'pgtopic_offset_for_time' LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 -- Internal: this database's group memberships from shared memory.
 CREATE FUNCTION pgtopic._members()
@@ -185,10 +240,14 @@ BEGIN
        OR to_regclass(format('pgtopic_data.%I', v_parent)) IS NULL THEN
         RETURN;
     END IF;
-    EXECUTE format('CREATE TABLE pgtopic_data.%I (LIKE pgtopic_data.%I INCLUDING DEFAULTS INCLUDING CONSTRAINTS)',
-                   v_name, v_parent);
-    EXECUTE format('ALTER TABLE pgtopic_data.%I ATTACH PARTITION pgtopic_data.%I FOR VALUES FROM (%s) TO (%s)',
-                   v_parent, v_name, segment * v_size, (segment + 1) * v_size);
+    BEGIN
+        EXECUTE format('CREATE TABLE pgtopic_data.%I (LIKE pgtopic_data.%I INCLUDING DEFAULTS INCLUDING CONSTRAINTS)',
+                       v_name, v_parent);
+        EXECUTE format('ALTER TABLE pgtopic_data.%I ATTACH PARTITION pgtopic_data.%I FOR VALUES FROM (%s) TO (%s)',
+                       v_parent, v_name, segment * v_size, (segment + 1) * v_size);
+    EXCEPTION WHEN duplicate_table THEN
+        NULL;  -- created meanwhile by another transaction: that is all we wanted
+    END;
 END $$;
 
 CREATE FUNCTION pgtopic._create_partition(topic_id integer, "partition" integer)
@@ -210,9 +269,9 @@ BEGIN
     END IF;
 END $$;
 
-CREATE FUNCTION pgtopic.create_topic(topic text, partitions integer DEFAULT 1,
-                                     retention interval DEFAULT NULL, retention_bytes bigint DEFAULT NULL,
-                                     segment_size bigint DEFAULT NULL)
+CREATE FUNCTION pgtopic._create_topic(topic text, partitions integer,
+                                      retention interval, retention_bytes bigint,
+                                      segment_size bigint, max_message_bytes integer)
 RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_id   integer;
@@ -226,15 +285,19 @@ BEGIN
     IF retention_bytes <= 0 THEN
         RAISE EXCEPTION 'retention_bytes must be positive (or NULL for no size limit)' USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF v_size < 1 THEN
-        RAISE EXCEPTION 'segment_size must be positive' USING ERRCODE = 'invalid_parameter_value';
+    IF v_size < 1 OR v_size > 1099511627776 THEN
+        RAISE EXCEPTION 'segment_size must be between 1 and 2^40' USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF EXISTS (SELECT 1 FROM pgtopic.catalog_topics t WHERE t.topic = create_topic.topic) THEN
+    IF max_message_bytes <= 0 THEN
+        RAISE EXCEPTION 'max_message_bytes must be positive (or NULL for pgtopic.max_message_bytes)'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF EXISTS (SELECT 1 FROM pgtopic.catalog_topics t WHERE t.topic = _create_topic.topic) THEN
         RAISE EXCEPTION 'topic "%" already exists', topic USING ERRCODE = 'duplicate_object';
     END IF;
 
-    INSERT INTO pgtopic.catalog_topics (topic, partitions, segment_size, retention, retention_bytes)
-    VALUES (topic, partitions, v_size, retention, retention_bytes)
+    INSERT INTO pgtopic.catalog_topics (topic, partitions, segment_size, retention, retention_bytes, max_message_bytes)
+    VALUES (topic, partitions, v_size, retention, retention_bytes, max_message_bytes)
     RETURNING topic_id INTO v_id;
 
     EXECUTE format($ddl$
@@ -254,14 +317,14 @@ BEGIN
     END LOOP;
 END $$;
 
-CREATE FUNCTION pgtopic.alter_topic(topic text, partitions integer DEFAULT NULL,
-                                    retention interval DEFAULT NULL, retention_bytes bigint DEFAULT NULL)
+CREATE FUNCTION pgtopic._alter_topic(topic text, partitions integer,
+                                     retention interval, retention_bytes bigint, max_message_bytes integer)
 RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_row pgtopic.catalog_topics;
 BEGIN
     PERFORM pgtopic._check_topic_name(topic);
-    SELECT * INTO v_row FROM pgtopic.catalog_topics t WHERE t.topic = alter_topic.topic FOR UPDATE;
+    SELECT * INTO v_row FROM pgtopic.catalog_topics t WHERE t.topic = _alter_topic.topic FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'topic "%" does not exist', topic USING ERRCODE = 'undefined_object';
     END IF;
@@ -275,30 +338,35 @@ BEGIN
         FOR p IN v_row.partitions .. partitions - 1 LOOP
             PERFORM pgtopic._create_partition(v_row.topic_id, p);
         END LOOP;
-        UPDATE pgtopic.catalog_topics t SET partitions = alter_topic.partitions WHERE t.topic_id = v_row.topic_id;
+        UPDATE pgtopic.catalog_topics t SET partitions = _alter_topic.partitions WHERE t.topic_id = v_row.topic_id;
     END IF;
 
     -- retention: NULL keeps the setting, a value <= 0 removes the limit (Kafka's -1).
     IF retention IS NOT NULL THEN
         UPDATE pgtopic.catalog_topics t
-           SET retention = CASE WHEN alter_topic.retention > interval '0' THEN alter_topic.retention END
+           SET retention = CASE WHEN _alter_topic.retention > interval '0' THEN _alter_topic.retention END
          WHERE t.topic_id = v_row.topic_id;
     END IF;
     IF retention_bytes IS NOT NULL THEN
         UPDATE pgtopic.catalog_topics t
-           SET retention_bytes = CASE WHEN alter_topic.retention_bytes > 0 THEN alter_topic.retention_bytes END
+           SET retention_bytes = CASE WHEN _alter_topic.retention_bytes > 0 THEN _alter_topic.retention_bytes END
+         WHERE t.topic_id = v_row.topic_id;
+    END IF;
+    IF max_message_bytes IS NOT NULL THEN
+        UPDATE pgtopic.catalog_topics t
+           SET max_message_bytes = CASE WHEN _alter_topic.max_message_bytes > 0 THEN _alter_topic.max_message_bytes END
          WHERE t.topic_id = v_row.topic_id;
     END IF;
 END $$;
 
-CREATE FUNCTION pgtopic.drop_topic(topic text)
+CREATE FUNCTION pgtopic._drop_topic(topic text)
 RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_id      integer;
     v_storage regclass;
 BEGIN
     PERFORM pgtopic._check_topic_name(topic);
-    SELECT t.topic_id INTO v_id FROM pgtopic.catalog_topics t WHERE t.topic = drop_topic.topic FOR UPDATE;
+    SELECT t.topic_id INTO v_id FROM pgtopic.catalog_topics t WHERE t.topic = _drop_topic.topic FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'topic "%" does not exist', topic USING ERRCODE = 'undefined_object';
     END IF;
@@ -316,22 +384,28 @@ END $$;
 ------------------------------------------------------------------------------
 
 -- Bytes on disk of a storage table and everything below it (segments, indexes, TOAST).
+-- (Looked up through pg_class: callers need no USAGE on pgtopic_data.)
 CREATE FUNCTION pgtopic._storage_bytes(relname text) RETURNS bigint
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT coalesce(sum(pg_total_relation_size(t.relid)), 0)::bigint
-      FROM pg_partition_tree(to_regclass(format('pgtopic_data.%I', relname))) AS t
-     WHERE t.isleaf
+      FROM pg_class c, pg_partition_tree(c.oid) AS t
+     WHERE c.relnamespace = 'pgtopic_data'::regnamespace AND c.relname = _storage_bytes.relname AND t.isleaf
 $$;
+
+-- The topics the current role may see (any right on them); views show only these.
+CREATE VIEW pgtopic._visible_topics WITH (security_barrier) AS
+SELECT t.* FROM pgtopic.catalog_topics t
+ WHERE pgtopic.has_topic_privilege(t.topic, 'consume') OR pgtopic.has_topic_privilege(t.topic, 'produce');
 
 CREATE VIEW pgtopic.topics AS
 SELECT t.topic, t.partitions, t.retention, t.retention_bytes, t.segment_size, t.created_at,
-       pgtopic._storage_bytes('topic_' || t.topic_id) AS bytes
-  FROM pgtopic.catalog_topics t;
+       pgtopic._storage_bytes('topic_' || t.topic_id) AS bytes, t.max_message_bytes
+  FROM pgtopic._visible_topics t;
 
 CREATE VIEW pgtopic.partitions AS
 SELECT t.topic, o."partition", o.log_start_offset, o.high_watermark, o.last_stable_offset,
        pgtopic._storage_bytes(format('topic_%s_p%s', t.topic_id, o."partition")) AS bytes
-  FROM pgtopic.catalog_topics t, LATERAL pgtopic.partition_offsets(t.topic) o;
+  FROM pgtopic._visible_topics t, LATERAL pgtopic.partition_offsets(t.topic) o;
 
 ------------------------------------------------------------------------------
 -- Consumer groups: text and JSON variants, resets, views
@@ -361,11 +435,10 @@ $$;
 CREATE FUNCTION pgtopic._seek_each(topic text, group_name text, "partition" integer, target text, ts timestamptz)
 RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    o   record;
+    o    record;
     v_to bigint;
-    v_id integer;
 BEGIN
-    SELECT t.topic_id INTO v_id FROM pgtopic.catalog_topics t WHERE t.topic = _seek_each.topic;
+    -- only functions that check the caller's rights: partition_offsets, offset_for_time, seek
     FOR o IN SELECT * FROM pgtopic.partition_offsets(topic) AS po
               WHERE _seek_each."partition" IS NULL OR po."partition" = _seek_each."partition" LOOP
         IF target = 'earliest' THEN
@@ -373,10 +446,7 @@ BEGIN
         ELSIF target = 'latest' THEN
             v_to := o.last_stable_offset;
         ELSE
-            EXECUTE format('SELECT min(msg_offset) FROM pgtopic_data.%I WHERE produced_at >= $1 AND msg_offset < $2',
-                           format('topic_%s_p%s', v_id, o."partition"))
-               INTO v_to USING ts, o.last_stable_offset;
-            v_to := coalesce(v_to, o.last_stable_offset);
+            v_to := pgtopic.offset_for_time(topic, o."partition", ts);
         END IF;
         PERFORM pgtopic.seek(topic, group_name, o."partition", v_to);
     END LOOP;
@@ -416,7 +486,7 @@ SELECT g.group_name, t.topic, m.pid, a.application_name, a.client_addr, m.joined
               ORDER BY 1) AS partitions
   FROM pgtopic._members() m
   JOIN pgtopic.catalog_groups g ON g.group_id = m.group_id
-  JOIN pgtopic.catalog_topics t ON t.topic_id = g.topic_id
+  JOIN pgtopic._visible_topics t ON t.topic_id = g.topic_id
   LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = m.pid;
 
 CREATE VIEW pgtopic.consumer_lag AS
@@ -426,7 +496,7 @@ SELECT g.group_name, t.topic, o."partition", c.committed_offset, o.log_start_off
        c.committed_at, l.pid AS owner_pid, a.application_name AS owner_application, a.client_addr AS owner_address,
        m.joined_at AS owner_since, m.last_poll AS owner_last_poll
   FROM pgtopic.catalog_groups g
-  JOIN pgtopic.catalog_topics t ON t.topic_id = g.topic_id
+  JOIN pgtopic._visible_topics t ON t.topic_id = g.topic_id
   CROSS JOIN LATERAL pgtopic.partition_offsets(t.topic) o
   LEFT JOIN pgtopic.catalog_offsets c ON c.group_id = g.group_id AND c."partition" = o."partition"
   LEFT JOIN pg_catalog.pg_locks l
@@ -441,7 +511,7 @@ CREATE VIEW pgtopic.lso_holders AS
 SELECT t.topic, i."partition", i.first_offset, i.pid, a.application_name, a.client_addr, a.xact_start,
        a.state, a.query
   FROM pgtopic._inflight() i
-  JOIN pgtopic.catalog_topics t ON to_regclass(format('pgtopic_data.%I', 'topic_' || t.topic_id))::oid = i.storage
+  JOIN pgtopic._visible_topics t ON to_regclass(format('pgtopic_data.%I', 'topic_' || t.topic_id))::oid = i.storage
   LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = i.pid;
 
 ------------------------------------------------------------------------------
@@ -509,3 +579,45 @@ BEGIN
         END LOOP;
     END LOOP;
 END $$;
+
+------------------------------------------------------------------------------
+-- Privileges: nothing for PUBLIC; the extension's roles get their functions and the views.
+-- Rights on individual topics are checked inside the functions (catalog_grants).
+------------------------------------------------------------------------------
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA pgtopic FROM PUBLIC;
+REVOKE ALL ON ALL TABLES IN SCHEMA pgtopic FROM PUBLIC;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA pgtopic FROM PUBLIC;
+REVOKE ALL ON SCHEMA pgtopic, pgtopic_data FROM PUBLIC;
+
+GRANT USAGE ON SCHEMA pgtopic TO pgtopic_admin, pgtopic_producer, pgtopic_consumer;
+GRANT SELECT ON pgtopic.topics, pgtopic.partitions, pgtopic.consumer_lag, pgtopic.group_members,
+                pgtopic.lso_holders
+   TO pgtopic_admin, pgtopic_producer, pgtopic_consumer;
+-- what the views call run with the caller's rights
+GRANT EXECUTE ON FUNCTION pgtopic.has_topic_privilege(text, text), pgtopic.partition_offsets(text),
+                          pgtopic._storage_bytes(text), pgtopic._members(), pgtopic._inflight(),
+                          pgtopic.murmur2(bytea), pgtopic.key_partition(text, integer)
+   TO pgtopic_admin, pgtopic_producer, pgtopic_consumer;
+
+GRANT EXECUTE ON FUNCTION
+    pgtopic.produce(text, bytea, text, jsonb, integer), pgtopic.produce(text, text, text, jsonb, integer),
+    pgtopic.produce(text, jsonb, text, jsonb, integer), pgtopic.produce_batch(text, bytea[], text[], jsonb[]),
+    pgtopic.produce_batch(text, text[], text[], jsonb[]), pgtopic.produce_batch(text, jsonb[], text[], jsonb[])
+   TO pgtopic_admin, pgtopic_producer;
+
+GRANT EXECUTE ON FUNCTION
+    pgtopic.fetch(text, integer, bigint, integer), pgtopic.consume(text, text, integer, integer),
+    pgtopic.consume_text(text, text, integer, integer), pgtopic.consume_json(text, text, integer, integer),
+    pgtopic.commit(text, text), pgtopic.leave(text, text), pgtopic.seek(text, text, integer, bigint),
+    pgtopic.seek_to_beginning(text, text, integer), pgtopic.seek_to_end(text, text, integer),
+    pgtopic.seek_to_time(text, text, timestamptz, integer),
+    pgtopic.offset_for_time(text, integer, timestamptz),
+    pgtopic._seek_each(text, text, integer, text, timestamptz)
+   TO pgtopic_admin, pgtopic_consumer;
+
+-- alter/drop/grant/revoke check the admin right on the topic itself (pgtopic_admin or a per-topic grant)
+GRANT EXECUTE ON FUNCTION
+    pgtopic.create_topic(text, integer, interval, bigint, bigint, integer),
+    pgtopic.alter_topic(text, integer, interval, bigint, integer), pgtopic.drop_topic(text),
+    pgtopic.grant_topic(text, text, text), pgtopic.revoke_topic(text, text, text)
+   TO pgtopic_admin, pgtopic_producer, pgtopic_consumer;

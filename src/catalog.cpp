@@ -10,6 +10,7 @@ constexpr AttrNumber ATTR_TOPIC_ID = 1;
 constexpr AttrNumber ATTR_TOPIC = 2;
 constexpr AttrNumber ATTR_PARTITIONS = 3;
 constexpr AttrNumber ATTR_SEGMENT_SIZE = 4;
+constexpr AttrNumber ATTR_MAX_MESSAGE_BYTES = 8;  // since 0.2.0
 
 // Kafka's rule: 1 to 249 characters of [A-Za-z0-9._-], and not "." or "..".
 bool valid_topic_name(std::string_view name) noexcept
@@ -31,6 +32,19 @@ void require_arg(FunctionCallInfo fcinfo, int argno, const char *name)
 {
     if (PG_ARGISNULL(argno))
         ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("%s must not be NULL", name)));
+}
+
+void require_args(FunctionCallInfo fcinfo, std::initializer_list<const char *> names)
+{
+    int argno = 0;
+    for (const char *name : names)
+        require_arg(fcinfo, argno++, name);
+}
+
+void require_nonnegative(int64 value, const char *name)
+{
+    if (value < 0)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("%s must not be negative", name)));
 }
 
 void check_topic_name(text *name)
@@ -68,6 +82,12 @@ Topic lookup_topic(text *name, LOCKMODE lockmode)
         topic.id = DatumGetInt32(heap_getattr(tuple, ATTR_TOPIC_ID, desc, &isnull));
         topic.partitions = DatumGetInt32(heap_getattr(tuple, ATTR_PARTITIONS, desc, &isnull));
         topic.segment_size = DatumGetInt64(heap_getattr(tuple, ATTR_SEGMENT_SIZE, desc, &isnull));
+        topic.max_message_bytes = max_message_bytes;
+        if (desc->natts >= ATTR_MAX_MESSAGE_BYTES) {
+            Datum limit = heap_getattr(tuple, ATTR_MAX_MESSAGE_BYTES, desc, &isnull);
+            if (!isnull)
+                topic.max_message_bytes = DatumGetInt32(limit);
+        }
     }
     systable_endscan(scan);
     table_close(rel, AccessShareLock);

@@ -8,6 +8,11 @@ namespace {
 
 constexpr int N_COLUMNS = 6;  // partition, msg_offset, key, value, headers, produced_at
 constexpr int COL_OFFSET = 1;
+constexpr int COL_VALUE = 3;
+
+// Value bytes a poll may still return (begin_poll); a poll returns at least one message.
+int64 poll_bytes_left = 0;
+bool poll_returned_any = false;
 
 // Appends rows [from, below) of one segment to the result; returns how many.
 int64 read_segment(Oid leaf, int32 partition, int64 from, int64 below, int64 limit, Snapshot snapshot,
@@ -32,7 +37,8 @@ int64 read_segment(Oid leaf, int32 partition, int64 from, int64 below, int64 lim
     int64 count = 0;
     Datum values[N_COLUMNS];
     bool nulls[N_COLUMNS];
-    while (count < limit && index_getnext_slot(scan, ForwardScanDirection, slot)) {
+    while (count < limit && (poll_bytes_left > 0 || !poll_returned_any) &&
+           index_getnext_slot(scan, ForwardScanDirection, slot)) {
         slot_getallattrs(slot);
         for (int i = 0; i < N_COLUMNS; i++) {
             values[i] = slot->tts_values[i];
@@ -44,6 +50,9 @@ int64 read_segment(Oid leaf, int32 partition, int64 from, int64 below, int64 lim
         }
         tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
         *last_offset = DatumGetInt64(values[COL_OFFSET]);
+        if (!nulls[COL_VALUE])
+            poll_bytes_left -= static_cast<int64>(VARSIZE_ANY(DatumGetPointer(values[COL_VALUE])));
+        poll_returned_any = true;
         count++;
     }
 
@@ -56,6 +65,21 @@ int64 read_segment(Oid leaf, int32 partition, int64 from, int64 below, int64 lim
 
 }  // namespace
 
+void begin_poll(int32 max_messages)
+{
+    if (max_messages > max_poll_messages)
+        ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+                        errmsg("max_messages %d exceeds pgtopic.max_poll_messages (%d)", max_messages,
+                               max_poll_messages)));
+    poll_bytes_left = max_poll_bytes;
+    poll_returned_any = false;
+}
+
+bool poll_budget_spent()
+{
+    return poll_returned_any && poll_bytes_left <= 0;
+}
+
 ReadResult read_partition(const Topic &topic, int32 partition, int64 from, int64 limit, int64 lso,
                           Snapshot snapshot, ReturnSetInfo *rsinfo)
 {
@@ -65,7 +89,7 @@ ReadResult read_partition(const Topic &topic, int32 partition, int64 from, int64
     // than the LSO and would hide committed messages below it.
     ReadResult result{0, from};
     int64 offset = from;
-    while (result.count < limit && offset < lso) {
+    while (result.count < limit && offset < lso && !poll_budget_spent()) {
         int64 segment = offset / topic.segment_size;
         int64 segment_end = Min((segment + 1) * topic.segment_size, lso);
         Oid leaf = segment_relid(topic, partition, segment);
@@ -73,13 +97,14 @@ ReadResult read_partition(const Topic &topic, int32 partition, int64 from, int64
         if (OidIsValid(leaf))
             result.count += read_segment(leaf, partition, offset, segment_end, limit - result.count, snapshot,
                                          rsinfo, &last);
-        if (result.count >= limit && last >= 0) {
+        if ((result.count >= limit || poll_bytes_left <= 0) && last >= 0) {
             result.next_offset = last + 1;
             return result;
         }
         offset = segment_end;
     }
-    // Everything below the LSO has been read: gaps (rolled-back offsets) are skipped for good.
+    // Everything below the LSO has been read (gaps, rolled-back offsets, are skipped for good),
+    // or the byte budget ran out at a segment boundary.
     result.next_offset = Max(from, Min(offset, lso));
     return result;
 }
@@ -90,20 +115,17 @@ using namespace pgtopic;
 
 PGTOPIC_FUNCTION(pgtopic_fetch)
 {
-    require_arg(fcinfo, 0, "topic");
-    require_arg(fcinfo, 1, "partition");
-    require_arg(fcinfo, 2, "from_offset");
-    require_arg(fcinfo, 3, "max_messages");
+    require_args(fcinfo, {"topic", "partition", "from_offset", "max_messages"});
     int32 partition = PG_GETARG_INT32(1);
     int64 from = PG_GETARG_INT64(2);
     int32 max_messages = PG_GETARG_INT32(3);
-    if (from < 0)
-        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("from_offset must not be negative")));
-    if (max_messages < 0)
-        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("max_messages must not be negative")));
+    require_nonnegative(from, "from_offset");
+    require_nonnegative(max_messages, "max_messages");
 
     Topic topic = lookup_topic(PG_GETARG_TEXT_PP(0), AccessShareLock);
+    require_topic_right(topic, PG_GETARG_TEXT_PP(0), Right::Consume);
     check_partition(topic, partition);
+    begin_poll(max_messages);
 
     InitMaterializedSRF(fcinfo, 0);
     auto *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
@@ -120,6 +142,7 @@ PGTOPIC_FUNCTION(pgtopic_partition_offsets)
 {
     require_arg(fcinfo, 0, "topic");
     Topic topic = lookup_topic(PG_GETARG_TEXT_PP(0), AccessShareLock);
+    require_any_topic_right(topic, PG_GETARG_TEXT_PP(0));
     InitMaterializedSRF(fcinfo, 0);
     auto *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
     for (int32 p = 0; p < topic.partitions; p++) {
@@ -131,4 +154,32 @@ PGTOPIC_FUNCTION(pgtopic_partition_offsets)
         tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
     }
     return Datum(0);
+}
+
+// Kafka's offsetsForTimes: the first offset whose message was produced at or after ts, or the
+// last stable offset when there is none. Scans the partition (produced_at has no index).
+PGTOPIC_FUNCTION(pgtopic_offset_for_time)
+{
+    require_args(fcinfo, {"topic", "partition", "ts"});
+    int32 partition = PG_GETARG_INT32(1);
+    Topic topic = lookup_topic(PG_GETARG_TEXT_PP(0), AccessShareLock);
+    require_topic_right(topic, PG_GETARG_TEXT_PP(0), Right::Consume);
+    check_partition(topic, partition);
+    int64 lso = partition_offsets(topic, partition).last_stable_offset;
+
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "SELECT min(msg_offset) FROM pgtopic_data.topic_%d_p%d WHERE produced_at >= $1 AND msg_offset < $2",
+             topic.id, partition);
+    Oid argtypes[2] = {TIMESTAMPTZOID, INT8OID};
+    Datum values[2] = {PG_GETARG_DATUM(2), Int64GetDatum(lso)};
+    InternalScope scope = internal_begin();
+    int rc = SPI_execute_with_args(sql, 2, argtypes, values, nullptr, true, 1);
+    if (rc != SPI_OK_SELECT || SPI_processed != 1)
+        ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not search partition %d", partition)));
+    bool isnull = false;
+    Datum d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+    int64 result = isnull ? lso : DatumGetInt64(d);
+    internal_end(scope);
+    PG_RETURN_INT64(result);
 }

@@ -76,7 +76,8 @@ struct Membership {
     int32 group_id;
     char group_name[GROUP_NAME_MAX + 1];
     int registry_slot;
-    bool created_in_xact;  // this transaction inserted the group row
+    bool created_in_xact;  // this transaction inserted the group row ...
+    SubTransactionId created_in_subxact;  // ... in this subtransaction (moves up on subcommit)
     bool stale;            // ... and rolled back: leave and join again
     uint32 next_start;     // round-robin start among owned partitions
     int n_owned, cap_owned;
@@ -183,14 +184,23 @@ void xact_callback(XactEvent event, void *)
 // A subtransaction that touched a membership rolled back: its catalog writes are gone, so this
 // session no longer knows what the catalog holds; positions stay where they are (those messages
 // were handed out), and the next commit writes them again.
-void subxact_callback(SubXactEvent event, SubTransactionId, SubTransactionId, void *)
+//
+// A group row inserted by a subtransaction that rolled back is gone: that membership is stale.
+void subxact_callback(SubXactEvent event, SubTransactionId subid, SubTransactionId parent, void *)
 {
-    if (event != SUBXACT_EVENT_ABORT_SUB)
-        return;
-    for (Membership &m : memberships)
-        if (m.in_use && m.touched)
+    for (Membership &m : memberships) {
+        if (!m.in_use)
+            continue;
+        if (event == SUBXACT_EVENT_COMMIT_SUB && m.created_in_xact && m.created_in_subxact == subid)
+            m.created_in_subxact = parent;
+        if (event != SUBXACT_EVENT_ABORT_SUB)
+            continue;
+        if (m.created_in_xact && m.created_in_subxact == subid)
+            m.stale = true;
+        if (m.touched)
             for (int i = 0; i < m.n_owned; i++)
                 m.owned[i].committed = -2;
+    }
 }
 
 // First use of a membership in this transaction: remember its state for ROLLBACK.
@@ -252,7 +262,7 @@ int32 group_id_for(const Topic &topic, text *group_name, bool *created)
 {
     Oid argtypes[2] = {TEXTOID, INT4OID};
     Datum values[2] = {PointerGetDatum(group_name), Int32GetDatum(topic.id)};
-    SPI_connect();
+    InternalScope scope = internal_begin();
     int rc = SPI_execute_with_args(
         "INSERT INTO pgtopic.catalog_groups (group_name, topic_id) VALUES ($1, $2) "
         "ON CONFLICT (topic_id, group_name) DO NOTHING RETURNING group_id",
@@ -275,7 +285,7 @@ int32 group_id_for(const Topic &topic, text *group_name, bool *created)
             ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not find the consumer group")));
         id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
     }
-    SPI_finish();
+    internal_end(scope);
     return id;
 }
 
@@ -327,6 +337,7 @@ Membership &join(const Topic &topic, text *group_name)
     text_to_cstring_buffer(group_name, slot->group_name, sizeof slot->group_name);
     slot->registry_slot = index;
     slot->created_in_xact = created;
+    slot->created_in_subxact = created ? GetCurrentSubTransactionId() : InvalidSubTransactionId;
     ensure_capacity(*slot, topic.partitions);
 
     TimestampTz now = GetCurrentTimestamp();
@@ -388,7 +399,7 @@ void commit_positions(Membership &m, bool explicit_commit)
     Datum values[3] = {Int32GetDatum(m.group_id),
                        PointerGetDatum(construct_array(parts, n, INT4OID, 4, true, TYPALIGN_INT)),
                        PointerGetDatum(construct_array(offsets, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE))};
-    SPI_connect();
+    InternalScope scope = internal_begin();
     int rc = SPI_execute_with_args(
         "INSERT INTO pgtopic.catalog_offsets (group_id, \"partition\", committed_offset, committed_at) "
         "SELECT $1, u.p, u.o, now() FROM unnest($2::int[], $3::bigint[]) AS u(p, o) "
@@ -397,7 +408,7 @@ void commit_positions(Membership &m, bool explicit_commit)
         3, argtypes, values, nullptr, false, 0);
     if (rc != SPI_OK_INSERT)
         ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not commit the group's offsets")));
-    SPI_finish();
+    internal_end(scope);
     for (int i = 0; i < m.n_owned; i++)
         if (m.owned[i].position_valid)
             m.owned[i].committed = m.owned[i].position;
@@ -419,7 +430,7 @@ void load_positions(Membership &m, const Topic &topic)
     Oid argtypes[2] = {INT4OID, INT4ARRAYOID};
     Datum values[2] = {Int32GetDatum(m.group_id),
                        PointerGetDatum(construct_array(parts, n, INT4OID, 4, true, TYPALIGN_INT))};
-    SPI_connect();
+    InternalScope scope = internal_begin();
     int rc = SPI_execute_with_args(
         "INSERT INTO pgtopic.catalog_offsets AS c (group_id, \"partition\") SELECT $1, unnest($2::int[]) "
         "ON CONFLICT (group_id, \"partition\") DO UPDATE SET committed_offset = c.committed_offset "
@@ -449,7 +460,7 @@ void load_positions(Membership &m, const Topic &topic)
         }
         o->position_valid = true;
     }
-    SPI_finish();
+    internal_end(scope);
 }
 
 bool has_terminate_rights(PGPROC *proc)
@@ -615,6 +626,8 @@ int64 read_owned(Membership &m, const Topic &topic, int64 max_messages, ReturnSe
                 continue;
             if (pass == 0)
                 reset_if_below_log_start(o, topic, lso[(start + k) % n]);
+            if (poll_budget_spent())
+                break;
             int64 want = pass == 0 ? Min(share, max_messages - total) : max_messages - total;
             ReadResult r = read_partition(topic, o.partition, o.position, want, lso[(start + k) % n], snapshot, rsinfo);
             o.position = r.next_offset;
@@ -637,6 +650,45 @@ Membership &member_of(const Topic &topic, text *topic_name, text *group_name)
 }
 
 }  // namespace
+
+// For the maintenance worker: terminates every member of this database that owns partitions and
+// has not polled for longer than pgtopic.max_poll_interval. Returns how many it terminated.
+int expire_idle_members()
+{
+    if (max_poll_interval_ms <= 0 || registry == nullptr)
+        return 0;
+    LockData *locks = GetLockStatusData();
+    TimestampTz now = GetCurrentTimestamp();
+    int terminated = 0;
+    for (int b = 0; b < MaxBackends; b++) {
+        BackendMembers *bm = &registry[b];
+        MemberEntry copy[MEMBERSHIPS_PER_BACKEND];
+        SpinLockAcquire(&bm->mutex);
+        int pid = bm->pid;
+        memcpy(copy, bm->entries, sizeof copy);
+        SpinLockRelease(&bm->mutex);
+        bool idle_owner = false;
+        for (const MemberEntry &e : copy) {
+            if (e.group_id == 0 || e.database != MyDatabaseId ||
+                !TimestampDifferenceExceeds(e.last_poll, now, max_poll_interval_ms))
+                continue;
+            for (int i = 0; i < locks->nelements && !idle_owner; i++) {
+                const LockInstanceData &l = locks->locks[i];
+                idle_owner = l.pid == pid && l.holdMask != 0 && l.locktag.locktag_type == LOCKTAG_ADVISORY &&
+                             l.locktag.locktag_field1 == MyDatabaseId &&
+                             l.locktag.locktag_field2 == static_cast<uint32>(e.group_id) &&
+                             l.locktag.locktag_field4 == LOCK_SPACE_OWNER;
+            }
+        }
+        if (idle_owner && pid != MyProcPid && BackendPidGetProc(pid) != nullptr) {
+            ereport(LOG, (errmsg("pgtopic: terminating group member %d: no poll for more than %d ms", pid,
+                                 max_poll_interval_ms)));
+            (void) kill(pid, SIGTERM);
+            terminated++;
+        }
+    }
+    return terminated;
+}
 
 void members_shmem_request()
 {
@@ -666,24 +718,21 @@ using namespace pgtopic;
 
 PGTOPIC_FUNCTION(pgtopic_consume)
 {
-    require_arg(fcinfo, 0, "topic");
-    require_arg(fcinfo, 1, "group_name");
-    require_arg(fcinfo, 2, "max_messages");
-    require_arg(fcinfo, 3, "wait_ms");
+    require_args(fcinfo, {"topic", "group_name", "max_messages", "wait_ms"});
     text *group_name = PG_GETARG_TEXT_PP(1);
     int32 max_messages = PG_GETARG_INT32(2);
     int32 wait_ms = PG_GETARG_INT32(3);
     check_group_name(group_name);
-    if (max_messages < 0)
-        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("max_messages must not be negative")));
-    if (wait_ms < 0)
-        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("wait_ms must not be negative")));
+    require_nonnegative(max_messages, "max_messages");
+    require_nonnegative(wait_ms, "wait_ms");
     if (RecoveryInProgress())
         ereport(ERROR, (errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
                         errmsg("cannot consume during recovery"),
                         errhint("Consumer groups commit offsets: connect to the primary.")));
 
     Topic topic = lookup_topic(PG_GETARG_TEXT_PP(0), AccessShareLock);
+    require_topic_right(topic, PG_GETARG_TEXT_PP(0), Right::Consume);
+    begin_poll(max_messages);
     Membership &m = join(topic, group_name);
     touch(m);
     registry_touch(m);
@@ -717,11 +766,11 @@ PGTOPIC_FUNCTION(pgtopic_consume)
 
 PGTOPIC_FUNCTION(pgtopic_commit)
 {
-    require_arg(fcinfo, 0, "topic");
-    require_arg(fcinfo, 1, "group_name");
+    require_args(fcinfo, {"topic", "group_name"});
     text *group_name = PG_GETARG_TEXT_PP(1);
     check_group_name(group_name);
     Topic topic = lookup_topic(PG_GETARG_TEXT_PP(0), AccessShareLock);
+    require_topic_right(topic, PG_GETARG_TEXT_PP(0), Right::Consume);
     Membership &m = member_of(topic, PG_GETARG_TEXT_PP(0), group_name);
     touch(m);
     commit_positions(m, true);
@@ -730,11 +779,11 @@ PGTOPIC_FUNCTION(pgtopic_commit)
 
 PGTOPIC_FUNCTION(pgtopic_leave)
 {
-    require_arg(fcinfo, 0, "topic");
-    require_arg(fcinfo, 1, "group_name");
+    require_args(fcinfo, {"topic", "group_name"});
     text *group_name = PG_GETARG_TEXT_PP(1);
     check_group_name(group_name);
     Topic topic = lookup_topic(PG_GETARG_TEXT_PP(0), AccessShareLock);
+    require_topic_right(topic, PG_GETARG_TEXT_PP(0), Right::Consume);
     Membership *m = find_membership(topic.id, group_name);
     if (m == nullptr)
         PG_RETURN_BOOL(false);
@@ -752,17 +801,14 @@ PGTOPIC_FUNCTION(pgtopic_leave)
 // caller's transaction.
 PGTOPIC_FUNCTION(pgtopic_seek)
 {
-    require_arg(fcinfo, 0, "topic");
-    require_arg(fcinfo, 1, "group_name");
-    require_arg(fcinfo, 2, "partition");
-    require_arg(fcinfo, 3, "to_offset");
+    require_args(fcinfo, {"topic", "group_name", "partition", "to_offset"});
     text *group_name = PG_GETARG_TEXT_PP(1);
     int32 partition = PG_GETARG_INT32(2);
     int64 to_offset = PG_GETARG_INT64(3);
     check_group_name(group_name);
-    if (to_offset < 0)
-        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("to_offset must not be negative")));
+    require_nonnegative(to_offset, "to_offset");
     Topic topic = lookup_topic(PG_GETARG_TEXT_PP(0), AccessShareLock);
+    require_topic_right(topic, PG_GETARG_TEXT_PP(0), Right::Consume);
     check_partition(topic, partition);
     int64 high_watermark = partition_offsets(topic, partition).high_watermark;
     if (to_offset > high_watermark)
@@ -795,7 +841,7 @@ PGTOPIC_FUNCTION(pgtopic_seek)
 
     Oid argtypes[3] = {INT4OID, INT4OID, INT8OID};
     Datum values[3] = {Int32GetDatum(group_id), Int32GetDatum(partition), Int64GetDatum(to_offset)};
-    SPI_connect();
+    InternalScope scope = internal_begin();
     int rc = SPI_execute_with_args(
         "INSERT INTO pgtopic.catalog_offsets (group_id, \"partition\", committed_offset, committed_at) "
         "VALUES ($1, $2, $3, now()) ON CONFLICT (group_id, \"partition\") DO UPDATE "
@@ -803,7 +849,7 @@ PGTOPIC_FUNCTION(pgtopic_seek)
         3, argtypes, values, nullptr, false, 0);
     if (rc != SPI_OK_INSERT)
         ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not store the offset")));
-    SPI_finish();
+    internal_end(scope);
     if (o != nullptr) {
         o->position = to_offset;
         o->committed = to_offset;

@@ -52,24 +52,15 @@ template <typename Fn>
 auto pg_call(Fn &&fn) -> decltype(fn())
 {
     using Result = decltype(fn());
-    MemoryContext volatile caller_context = CurrentMemoryContext;
-    ErrorData *volatile error = nullptr;
     if constexpr (std::is_void_v<Result>) {
-        PG_TRY();
-        {
+        (void) pg_call([&] {
             fn();
-        }
-        PG_CATCH();
-        {
-            MemoryContextSwitchTo(caller_context);
-            error = CopyErrorData();
-            FlushErrorState();
-        }
-        PG_END_TRY();
-        if (error != nullptr)
-            throw PgError(error);
+            return 0;
+        });
     } else {
         static_assert(std::is_scalar_v<Result>, "pg_call returns scalars (numbers, pointers, Datums) only");
+        MemoryContext volatile caller_context = CurrentMemoryContext;
+        ErrorData *volatile error = nullptr;
         volatile Result result{};
         PG_TRY();
         {

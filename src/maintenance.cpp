@@ -3,8 +3,9 @@
 //   * every pgtopic.notify_interval at most: one NOTIFY pgtopic, '<topic>' per topic that had
 //     producer commits since the last pass (producers never NOTIFY themselves: NOTIFY takes a
 //     database-wide lock at commit and would serialise every producer);
-//   * every pgtopic.maintenance_interval: pgtopic.run_maintenance() — segments ahead of need,
-//     retention by whole segments.
+//   * every pgtopic.maintenance_interval: group members that own partitions but have not polled
+//     for pgtopic.max_poll_interval are terminated; pgtopic.run_maintenance() — segments ahead
+//     of need, retention by whole segments.
 // Producers set the worker's latch when they commit; an ERROR in a pass is logged, the pass's
 // transaction is aborted, and the worker carries on. If it dies, the postmaster restarts it.
 #include "guard.hpp"
@@ -73,6 +74,7 @@ void run_maintenance()
     PushActiveSnapshot(GetTransactionSnapshot());
     pgstat_report_activity(STATE_RUNNING, "pgtopic: maintenance");
     if (extension_present()) {
+        (void) expire_idle_members();  // Kafka's max.poll.interval.ms
         SPI_connect();
         // Never queue behind a long reader or producer of a segment: try again next pass.
         (void) SPI_execute("SET LOCAL lock_timeout = '1s'", false, 0);
@@ -108,6 +110,8 @@ void maintenance_main(void *)
     BackgroundWorkerUnblockSignals();
     BackgroundWorkerInitializeConnection(maintenance_database, nullptr, 0);
     pgstat_report_appname("pgtopic maintenance");
+    // The worker is a superuser: never let an object in a user-writable schema shadow a built-in.
+    SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
     set_maintenance_latch(MyLatch);
 
     MemoryContext pass_context =

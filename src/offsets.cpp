@@ -38,6 +38,7 @@ struct PartitionState {
     int64 next_offset;
     dlist_head inflight;     // InflightSlot, ascending first_offset
     PartitionState *topic;   // the topic's entry (partition entries only)
+    int64 requested_segment; // highest segment a backend started a creator for (under mutex)
     // topic entries only:
     ConditionVariable changed;     // broadcast when a producer transaction ends
     pg_atomic_uint64 commits;      // producer commits (and rollbacks that moved the LSO)
@@ -164,6 +165,7 @@ PartitionState *find_partition(const PartitionKey &key)
         ps->next_offset = 0;
         dlist_init(&ps->inflight);
         ps->topic = nullptr;
+        ps->requested_segment = -1;
         ConditionVariableInit(&ps->changed);
         pg_atomic_init_u64(&ps->commits, 0);
         ps->notified = 0;
@@ -247,6 +249,17 @@ void offsets_init_backend_callbacks()
 ConditionVariable *topic_changed(const Topic &topic)
 {
     return &find_partition(PartitionKey{MyDatabaseId, topic.root_relid, TOPIC_ENTRY})->changed;
+}
+
+bool claim_segment_request(const Topic &topic, int32 partition, int64 segment)
+{
+    PartitionState *ps = partition_state(topic, partition);
+    SpinLockAcquire(&ps->mutex);
+    bool mine = ps->requested_segment < segment;
+    if (mine)
+        ps->requested_segment = segment;
+    SpinLockRelease(&ps->mutex);
+    return mine;
 }
 
 void set_maintenance_latch(Latch *latch)

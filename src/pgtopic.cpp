@@ -16,6 +16,10 @@ int default_segment_size = 100000;
 int shared_partitions = 8192;
 int max_partitions_per_transaction = 256;
 int max_poll_interval_ms = 300000;
+int max_batch_messages = 100000;
+int max_batch_bytes = 256 * 1024 * 1024;
+int max_poll_messages = 100000;
+int max_poll_bytes = 64 * 1024 * 1024;
 int auto_offset_reset = RESET_EARLIEST;
 
 namespace {
@@ -26,6 +30,18 @@ void define_settings()
                             "Largest message (key + value + headers) that produce accepts.", nullptr,
                             &max_message_bytes, 1024 * 1024, 1, MaxAllocSize - 1024, PGC_SUSET, GUC_UNIT_BYTE,
                             nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("pgtopic.max_batch_messages", "Most messages one produce_batch call accepts.", nullptr,
+                            &max_batch_messages, 100000, 1, INT_MAX, PGC_SUSET, 0, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("pgtopic.max_batch_bytes", "Largest messages array one produce_batch call accepts.",
+                            nullptr, &max_batch_bytes, 256 * 1024 * 1024, 1024, MaxAllocSize - 1024, PGC_SUSET,
+                            GUC_UNIT_BYTE, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("pgtopic.max_poll_messages", "Largest max_messages of one consume or fetch call.",
+                            nullptr, &max_poll_messages, 100000, 1, INT_MAX, PGC_SUSET, 0, nullptr, nullptr,
+                            nullptr);
+    DefineCustomIntVariable("pgtopic.max_poll_bytes",
+                            "Value bytes after which one consume or fetch call stops (at least one message).",
+                            nullptr, &max_poll_bytes, 64 * 1024 * 1024, 1, MaxAllocSize - 1024, PGC_SUSET,
+                            GUC_UNIT_BYTE, nullptr, nullptr, nullptr);
     DefineCustomIntVariable("pgtopic.max_partitions", "Most partitions a topic may have.", nullptr,
                             &max_partitions, 1000, 1, 100000, PGC_SUSET, 0, nullptr, nullptr, nullptr);
     DefineCustomIntVariable("pgtopic.default_segment_size",
@@ -134,8 +150,8 @@ PGTOPIC_FUNCTION(pgtopic_lock_partition_ddl)
     SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, static_cast<uint32>(PG_GETARG_INT32(0)),
                          static_cast<uint32>(PG_GETARG_INT32(1)), LOCK_SPACE_PARTITION_DDL);
     (void) LockAcquire(&tag, ExclusiveLock, false, false);
-    // As LockRelationOid does: see the catalog changes of the previous holder (a segment it just
-    // created), or a name looked up before the wait stays a cached miss and CREATE TABLE fails.
+    // Whoever held the lock may just have created the segment: see its catalog rows (as
+    // LockRelationOid does after waiting), or the caller's existence check would miss it.
     AcceptInvalidationMessages();
     PG_RETURN_VOID();
 }

@@ -3,6 +3,8 @@
 
 #include "pg.hpp"
 
+#include <initializer_list>
+
 namespace pgtopic {
 
 // ---- settings (pgtopic.cpp) -------------------------------------------------------------
@@ -11,6 +13,10 @@ extern int max_partitions;                // pgtopic.max_partitions (per topic)
 extern int shared_partitions;             // pgtopic.shared_partitions (shared-memory slots)
 extern int max_partitions_per_transaction;  // pgtopic.max_partitions_per_transaction
 extern int max_poll_interval_ms;          // pgtopic.max_poll_interval
+extern int max_batch_messages;            // pgtopic.max_batch_messages
+extern int max_batch_bytes;               // pgtopic.max_batch_bytes
+extern int max_poll_messages;             // pgtopic.max_poll_messages
+extern int max_poll_bytes;                // pgtopic.max_poll_bytes
 extern int auto_offset_reset;             // pgtopic.auto_offset_reset
 enum AutoOffsetReset { RESET_EARLIEST, RESET_LATEST };
 
@@ -19,6 +25,7 @@ struct Topic {
     int32 id;            // catalog_topics.topic_id
     int32 partitions;    // current partition count
     int64 segment_size;  // offsets per segment
+    int32 max_message_bytes;  // the topic's limit, else pgtopic.max_message_bytes
     Oid root_relid;      // pgtopic_data.topic_<id>, locked by lookup_topic
 };
 
@@ -30,6 +37,26 @@ Topic lookup_topic(text *name, LOCKMODE lockmode);
 void check_partition(const Topic &topic, int32 partition);
 // Raises 22004 naming the argument when it is NULL.
 void require_arg(FunctionCallInfo fcinfo, int argno, const char *name);
+// The same for arguments 0, 1, ... named in order.
+void require_args(FunctionCallInfo fcinfo, std::initializer_list<const char *> names);
+// 22023 "<name> must not be negative".
+void require_nonnegative(int64 value, const char *name);
+
+// ---- privileges (privileges.cpp) -------------------------------------------------------
+enum class Right { Produce, Consume, Admin };
+bool has_topic_right(int32 topic_id, Oid role, Right right);
+// 42501 naming the missing right unless the current user has it on the topic.
+void require_topic_right(const Topic &topic, text *topic_name, Right right);
+void require_any_topic_right(const Topic &topic, text *topic_name);
+void require_global_admin();
+// SPI as the extension's owner with search_path = pg_catalog, pg_temp (SPI_connect included).
+struct InternalScope {
+    Oid user;
+    int sec_context;
+    int guc_level;
+};
+InternalScope internal_begin();
+void internal_end(const InternalScope &scope);
 
 // ---- offsets (offsets.cpp) --------------------------------------------------------------
 void offsets_shmem_request();
@@ -44,6 +71,8 @@ struct PartitionOffsets {
 };
 PartitionOffsets partition_offsets(const Topic &topic, int32 partition);
 void forget_topic(Oid root_relid);
+// True for the one backend that should start the creator of this segment (first to ask).
+bool claim_segment_request(const Topic &topic, int32 partition, int64 segment);
 // The condition variable broadcast whenever a producer transaction on the topic ends.
 ConditionVariable *topic_changed(const Topic &topic);
 // For the maintenance worker: its latch (set on producer commits), and the storage tables of
@@ -56,6 +85,11 @@ struct ReadResult {
     int64 count;        // rows appended to the result
     int64 next_offset;  // where the next read of this partition starts
 };
+// Starts a read of at most pgtopic.max_poll_bytes of values (and max_messages, checked here:
+// 54000 above pgtopic.max_poll_messages); read_partition stops when the byte budget is spent,
+// after at least one message.
+void begin_poll(int32 max_messages);
+bool poll_budget_spent();
 // Appends up to `limit` messages of [from, lso) to rsinfo's tuplestore, in offset order.
 // `lso` must have been read before `snapshot` was taken.
 ReadResult read_partition(const Topic &topic, int32 partition, int64 from, int64 limit, int64 lso,
@@ -65,6 +99,7 @@ ReadResult read_partition(const Topic &topic, int32 partition, int64 from, int64
 void members_shmem_request();
 void members_shmem_startup();
 void groups_init_backend_callbacks();
+int expire_idle_members();
 
 // ---- maintenance worker (maintenance.cpp) ----------------------------------------------
 extern char *maintenance_database;      // pgtopic.database

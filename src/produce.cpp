@@ -46,14 +46,14 @@ int32 partition_for_key(Datum key, int32 partitions)
 
 namespace {
 
-[[noreturn]] void too_large(Size bytes, int index)
+[[noreturn]] void too_large(Size bytes, int index, int32 limit)
 {
     ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-                    index < 0 ? errmsg("message of %zu bytes exceeds pgtopic.max_message_bytes (%d)", bytes,
-                                       max_message_bytes)
-                              : errmsg("message %d of %zu bytes exceeds pgtopic.max_message_bytes (%d)",
-                                       index + 1, bytes, max_message_bytes),
-                    errhint("Raise pgtopic.max_message_bytes or send smaller messages.")));
+                    index < 0 ? errmsg("message of %zu bytes exceeds the topic's max_message_bytes (%d)", bytes, limit)
+                              : errmsg("message %d of %zu bytes exceeds the topic's max_message_bytes (%d)",
+                                       index + 1, bytes, limit),
+                    errhint("Raise the topic's max_message_bytes (alter_topic) or pgtopic.max_message_bytes, "
+                            "or send smaller messages.")));
 }
 
 // Size of a datum without detoasting it (a compressed or out-of-line value stays where it is).
@@ -64,7 +64,7 @@ Size raw_size(Datum d)
 
 // Checks the message's size before anything is copied, and turns its value into the bytes
 // that are stored: text as is, jsonb as its text form.
-void prepare_message(Message &m, ValueKind kind, int index)
+void prepare_message(Message &m, ValueKind kind, int index, int32 limit)
 {
     Size bytes = 0;
     if (!m.key_null)
@@ -79,8 +79,8 @@ void prepare_message(Message &m, ValueKind kind, int index)
     }
     if (!m.value_null) {
         Size value_bytes = raw_size(m.value);
-        if (bytes + value_bytes > static_cast<Size>(max_message_bytes))
-            too_large(bytes + value_bytes, index);
+        if (bytes + value_bytes > static_cast<Size>(limit))
+            too_large(bytes + value_bytes, index, limit);
         if (kind == ValueKind::Jsonb) {
             Jsonb *jb = DatumGetJsonbP(m.value);
             char *json = JsonbToCString(nullptr, &jb->root, VARSIZE(jb));
@@ -89,8 +89,8 @@ void prepare_message(Message &m, ValueKind kind, int index)
         }
         bytes += value_bytes;
     }
-    if (bytes > static_cast<Size>(max_message_bytes))
-        too_large(bytes, index);
+    if (bytes > static_cast<Size>(limit))
+        too_large(bytes, index, limit);
 }
 
 // Writes messages [0, n) of one partition, which hold offsets first .. first + n - 1.
@@ -163,6 +163,7 @@ int64 write_partition(const Topic &topic, int32 partition, Message *msgs, int n,
 
 Datum produce_one(FunctionCallInfo fcinfo, ValueKind kind)
 {
+    PreventCommandIfReadOnly("pgtopic.produce");
     require_arg(fcinfo, 0, "topic");
     Message m{};
     m.value_null = PG_ARGISNULL(1);  // a NULL value is a tombstone, as in Kafka
@@ -171,9 +172,10 @@ Datum produce_one(FunctionCallInfo fcinfo, ValueKind kind)
     m.key = m.key_null ? Datum(0) : PG_GETARG_DATUM(2);
     m.headers_null = PG_ARGISNULL(3);
     m.headers = m.headers_null ? Datum(0) : PG_GETARG_DATUM(3);
-    prepare_message(m, kind, -1);
 
     Topic topic = lookup_topic(PG_GETARG_TEXT_PP(0), RowExclusiveLock);
+    require_topic_right(topic, PG_GETARG_TEXT_PP(0), Right::Produce);
+    prepare_message(m, kind, -1, topic.max_message_bytes);
     if (!PG_ARGISNULL(4)) {
         m.partition = PG_GETARG_INT32(4);
         check_partition(topic, m.partition);
@@ -220,9 +222,22 @@ ArrayArg array_arg(FunctionCallInfo fcinfo, int argno, const char *name)
 
 Datum produce_many(FunctionCallInfo fcinfo, ValueKind kind)
 {
+    PreventCommandIfReadOnly("pgtopic.produce_batch");
     require_arg(fcinfo, 0, "topic");
     require_arg(fcinfo, 1, "messages");
+    // The byte limit first, from the array's raw size: nothing is detoasted or copied yet.
+    Size array_bytes = toast_raw_datum_size(PG_GETARG_DATUM(1));
+    if (array_bytes > static_cast<Size>(max_batch_bytes))
+        ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+                        errmsg("messages array of %zu bytes exceeds pgtopic.max_batch_bytes (%d)", array_bytes,
+                               max_batch_bytes)));
+    Topic topic = lookup_topic(PG_GETARG_TEXT_PP(0), RowExclusiveLock);
+    require_topic_right(topic, PG_GETARG_TEXT_PP(0), Right::Produce);
     ArrayArg messages = array_arg(fcinfo, 1, "messages");
+    if (messages.count > max_batch_messages)
+        ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+                        errmsg("produce_batch of %d messages exceeds pgtopic.max_batch_messages (%d)", messages.count,
+                               max_batch_messages)));
     ArrayArg keys = array_arg(fcinfo, 2, "keys");
     ArrayArg headers = array_arg(fcinfo, 3, "headers");
     if (keys.present && keys.count != messages.count)
@@ -242,10 +257,9 @@ Datum produce_many(FunctionCallInfo fcinfo, ValueKind kind)
         m.key = m.key_null ? Datum(0) : keys.values[i];
         m.headers_null = !headers.present || headers.nulls[i];
         m.headers = m.headers_null ? Datum(0) : headers.values[i];
-        prepare_message(m, kind, i);
+        prepare_message(m, kind, i, topic.max_message_bytes);
     }
 
-    Topic topic = lookup_topic(PG_GETARG_TEXT_PP(0), RowExclusiveLock);
     if (n == 0)
         PG_RETURN_INT64(0);
 

@@ -37,13 +37,13 @@ void create_segment_here(int32 topic_id, int32 partition, int64 segment)
 {
     Oid argtypes[3] = {INT4OID, INT4OID, INT8OID};
     Datum values[3] = {Int32GetDatum(topic_id), Int32GetDatum(partition), Int64GetDatum(segment)};
-    SPI_connect();
+    InternalScope scope = internal_begin();
     int rc = SPI_execute_with_args("SELECT pgtopic._create_segment($1, $2, $3)", 3, argtypes, values, nullptr,
                                    false, 0);
     if (rc != SPI_OK_SELECT)
         ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("pgtopic._create_segment failed: %s",
                                                                 SPI_result_code_string(rc))));
-    SPI_finish();
+    internal_end(scope);
 }
 
 BackgroundWorkerHandle *start_segment_worker(const Topic &topic, int32 partition, int64 segment)
@@ -88,7 +88,7 @@ bool wait_for_worker(BackgroundWorkerHandle *handle, long timeout_ms)
 // isolation level); -1 for NULL.
 int64 query_int64(const char *sql, int nargs, Oid *argtypes, Datum *values)
 {
-    SPI_connect();
+    InternalScope scope = internal_begin();
     Snapshot snapshot = RegisterSnapshot(GetLatestSnapshot());
     SPIPlanPtr plan = SPI_prepare(sql, nargs, argtypes);
     if (plan == nullptr)
@@ -100,7 +100,7 @@ int64 query_int64(const char *sql, int nargs, Oid *argtypes, Datum *values)
     Datum d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
     int64 result = isnull ? -1 : DatumGetInt64(d);
     UnregisterSnapshot(snapshot);
-    SPI_finish();
+    internal_end(scope);
     return result;
 }
 
@@ -144,21 +144,40 @@ Oid segment_relid(const Topic &topic, int32 partition, int64 segment)
     return get_relname_relid(name, data_namespace());
 }
 
+// Waits (bounded) for another backend's creator to make the segment visible.
+static Oid wait_for_segment(const Topic &topic, int32 partition, int64 segment, long timeout_ms)
+{
+    TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
+    for (;;) {
+        AcceptInvalidationMessages();
+        Oid relid = segment_relid(topic, partition, segment);
+        if (OidIsValid(relid) || GetCurrentTimestamp() >= deadline)
+            return relid;
+        (void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 2, PG_WAIT_EXTENSION);
+        ResetLatch(MyLatch);
+        CHECK_FOR_INTERRUPTS();
+    }
+}
+
 Oid ensure_segment(const Topic &topic, int32 partition, int64 segment)
 {
     Oid relid = segment_relid(topic, partition, segment);
     if (OidIsValid(relid))
         return relid;
 
-    if (BackgroundWorkerHandle *handle = start_segment_worker(topic, partition, segment)) {
-        if (wait_for_worker(handle, 10000)) {
-            AcceptInvalidationMessages();
-            relid = segment_relid(topic, partition, segment);
-            if (OidIsValid(relid))
-                return relid;
-        }
+    // One backend starts the creator; the others wait for the segment to appear.
+    if (claim_segment_request(topic, partition, segment)) {
+        BackgroundWorkerHandle *handle = start_segment_worker(topic, partition, segment);
+        if (handle != nullptr && wait_for_worker(handle, 10000))
+            relid = wait_for_segment(topic, partition, segment, 0);
+    } else {
+        relid = wait_for_segment(topic, partition, segment, 10000);
     }
-    // No worker slot, the worker failed, or it waited too long: create it here.
+    if (OidIsValid(relid))
+        return relid;
+
+    // No worker slot, the worker failed, or it took too long: create it here (concurrent
+    // creators serialise on the partition's DDL lock and re-check; see _create_segment).
     create_segment_here(topic.id, partition, segment);
     CommandCounterIncrement();
     relid = segment_relid(topic, partition, segment);
@@ -170,22 +189,10 @@ Oid ensure_segment(const Topic &topic, int32 partition, int64 segment)
 
 void prepare_next_segment(const Topic &topic, int32 partition, int64 segment)
 {
-    // Each backend asks once per segment; concurrent requests from several backends are
-    // harmless (the worker re-checks under the partition's DDL lock).
-    struct Asked {
-        Oid database;
-        int32 topic_id, partition;
-        int64 segment;
-    };
-    static Asked asked[64];
-    static unsigned next_slot = 0;
-    for (const Asked &a : asked)
-        if (a.database == MyDatabaseId && a.topic_id == topic.id && a.partition == partition && a.segment == segment + 1)
-            return;
     if (OidIsValid(segment_relid(topic, partition, segment + 1)))
         return;
-    if (start_segment_worker(topic, partition, segment + 1) != nullptr)
-        asked[next_slot++ % 64] = Asked{MyDatabaseId, topic.id, partition, segment + 1};
+    if (claim_segment_request(topic, partition, segment + 1))
+        (void) start_segment_worker(topic, partition, segment + 1);
 }
 
 int64 stored_next_offset(const Topic &topic, int32 partition)

@@ -11,6 +11,7 @@ import sys
 import time
 
 import psycopg2
+import psycopg2.errors
 import psycopg2.extensions
 
 
@@ -97,7 +98,7 @@ def main():
                 print("consumed %d (total %d)" % (len(rows), received))
             else:
                 wait_for_news(conn, args.topic, 1.0)
-        except (psycopg2.OperationalError, psycopg2.InterfaceError) as e:
+        except (psycopg2.OperationalError, psycopg2.InterfaceError, psycopg2.errors.ReadOnlySqlTransaction) as e:
             print("connection lost (%s); reconnecting" % str(e).strip(), file=sys.stderr)
             try:
                 conn.close()

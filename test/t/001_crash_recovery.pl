@@ -18,7 +18,7 @@ use Cwd;
 use Time::HiRes qw(sleep time);
 
 my $PARTITIONS = 4;
-my $ROUNDS     = 3;
+my $ROUNDS     = $ENV{PGTOPIC_CRASH_ROUNDS} // 3;  # scripts/test runs the 20-round campaign
 my $LOAD_SECS  = 2;    # load before the SIGKILL
 my $SEGMENT    = 500;  # offsets per segment
 my $SEGMENTS   = 60;   # segments created up front, per partition
@@ -133,6 +133,21 @@ sub offsets_by_partition
 }
 
 my $prev_acks = 0;
+# Consumers: two members of group 'cg' polling concurrently (each poll commits the previous).
+my $consume_file = "$dir/consume.sql";
+PostgreSQL::Test::Utils::append_to_file($consume_file,
+    "SELECT count(*) FROM pgtopic.consume('crash', 'cg', 50, 10);\n");
+my $committed_sql = q{
+    SELECT coalesce(string_agg(o."partition" || '=' || o.committed_offset, ' ' ORDER BY o."partition"), '')
+      FROM pgtopic.catalog_offsets o JOIN pgtopic.catalog_groups g USING (group_id)
+     WHERE g.group_name = 'cg' AND o.committed_offset IS NOT NULL};
+sub committed_map
+{
+    my %m = map { split /=/ } split / /, $_[0];
+    return \%m;
+}
+my $campaign = { rounds => 0, acks => 0, offsets_checked => 0 };
+
 for my $round (1 .. $ROUNDS)
 {
     my ($out, $err) = ('', '');
@@ -140,6 +155,11 @@ for my $round (1 .. $ROUNDS)
         [ 'pgbench', '-n', '-c', '4', '-j', '2', '-T', '30', @script_args,
           '-h', $node->host, '-p', $node->port, 'postgres' ],
         '>', \$out, '2>', \$err, IPC::Run::timeout(120));
+    my ($cout, $cerr) = ('', '');
+    my $consumers = IPC::Run::start(
+        [ 'pgbench', '-n', '-c', '2', '-j', '1', '-T', '30', '-f', $consume_file,
+          '-h', $node->host, '-p', $node->port, 'postgres' ],
+        '>', \$cout, '2>', \$cerr, IPC::Run::timeout(120));
     sleep $LOAD_SECS;
 
     # A transaction in flight at the crash holds offset $inflight of partition 0, below an
@@ -171,7 +191,10 @@ for my $round (1 .. $ROUNDS)
          WHERE g.group_name = 'g' AND g.topic_id = (SELECT topic_id FROM pgtopic.catalog_topics WHERE topic = '$gtopic');
     }), "g0,g1,g2\n\n5", "round $round: a group consumed offsets 0-2 and committed position 5, past the rolled-back 3-4");
 
-    my $mode = $round == 1 ? 'postmaster' : 'instance';
+    # committed group offsets just before the crash: they must never go backwards
+    my $committed_before = committed_map($node->safe_psql('postgres', $committed_sql));
+
+    my $mode = $round % 2 == 1 ? 'postmaster' : 'instance';
     my $before     = scalar(instance_pids());
     my $postmaster = $node->{_pid};
     $node->kill9;
@@ -196,6 +219,8 @@ for my $round (1 .. $ROUNDS)
     }
     $bench->signal('KILL');
     eval { $bench->finish; };
+    $consumers->signal('KILL');
+    eval { $consumers->finish; };
     eval { $bg->quit; };
     # A new postmaster refuses to start while processes of the old one hold its shared memory,
     # or while the old postmaster's PID exists (also as a zombie not yet reaped).
@@ -211,10 +236,19 @@ for my $round (1 .. $ROUNDS)
     my $log = PostgreSQL::Test::Utils::slurp_file($node->logfile, $log_offset);
     like($log, qr/database system was (not properly shut down|interrupted)/,
         "round $round: the restart ran crash recovery");
+    ok($node->poll_query_until('postgres',
+            q{SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'pgtopic maintenance'}),
+        "round $round: the maintenance worker is back");
+    my $committed_after = committed_map($node->safe_psql('postgres', $committed_sql));
+    my @backwards = grep { ($committed_after->{$_} // -1) < $committed_before->{$_} } sort keys %$committed_before;
+    is("@backwards", '', "round $round: committed group offsets did not go backwards ("
+        . join(' ', map { "$_=" . ($committed_after->{$_} // 'none') } sort keys %$committed_after) . ')');
+    $campaign->{offsets_checked} += scalar keys %$committed_before;
 
     # (1) every committed message exactly once, nothing else. Read through pgtopic.fetch (the
     # reading API, bounded by the last stable offset) and through the storage table.
     $node->safe_psql('postgres', qq{
+        SET pgtopic.max_poll_messages = 100000000;  -- read everything in one call
         DROP TABLE IF EXISTS fetched;
         CREATE TABLE fetched AS
         SELECT f."partition", f.msg_offset, f.key, convert_from(f.value, 'UTF8') AS value
@@ -263,6 +297,15 @@ for my $round (1 .. $ROUNDS)
     my $max_ack = offsets_by_partition(qq{
         SELECT n, coalesce(max(msg_offset), -1) FROM generate_series(0, $PARTITIONS - 1) AS n
           LEFT JOIN acks a ON a."partition" = n GROUP BY n});
+    # the restart point also respects the highest committed group offset (a group may have
+    # committed a position past rolled-back offsets at the end of the log)
+    my $floor = offsets_by_partition(qq{
+        SELECT n, greatest(coalesce(max(s.msg_offset), -1) + 1,
+                           coalesce((SELECT max(o.committed_offset) FROM pgtopic.catalog_offsets o
+                                       JOIN pgtopic.catalog_groups g USING (group_id)
+                                      WHERE g.topic_id = $topic_id AND o."partition" = n), 0))
+          FROM generate_series(0, $PARTITIONS - 1) AS n
+          LEFT JOIN $storage s ON s."partition" = n GROUP BY n});
     my $hw = offsets_by_partition(
         q{SELECT "partition", high_watermark || ',' || last_stable_offset FROM pgtopic.partitions WHERE topic = 'crash'});
     my $next = offsets_by_partition(qq{
@@ -273,10 +316,10 @@ for my $round (1 .. $ROUNDS)
     for my $p (0 .. $PARTITIONS - 1)
     {
         cmp_ok($max->{$p}, '>=', $max_ack->{$p}, "round $round: partition $p holds its highest acknowledged offset");
-        is($hw->{$p}, ($max->{$p} + 1) . ',' . ($max->{$p} + 1),
-            "round $round: partition $p high watermark and last stable offset are max + 1 after the restart");
+        is($hw->{$p}, $floor->{$p} . ',' . $floor->{$p},
+            "round $round: partition $p high watermark and last stable offset are max(max + 1, committed group offset) after the restart");
         cmp_ok($next->{$p}, '>', $max->{$p}, "round $round: partition $p new offset is above every committed one");
-        is($next->{$p}, $max->{$p} + 1, "round $round: partition $p continues at max + 1");
+        is($next->{$p}, $floor->{$p}, "round $round: partition $p continues at max(max + 1, committed group offset)");
     }
 
     # The group's committed position bounds the offsets from below too.
@@ -297,6 +340,7 @@ for my $round (1 .. $ROUNDS)
         SELECT count(*) FROM acks;
     });
     my $readable = $node->safe_psql('postgres', qq{
+        SET pgtopic.max_poll_messages = 100000000;
         SELECT count(*) FROM generate_series(0, $PARTITIONS - 1) AS n, LATERAL pgtopic.fetch('crash', n, 0, 100000000)});
     is($readable, $after, "round $round: messages produced after the restart are readable with all the others");
 
@@ -315,5 +359,6 @@ my @signalled = grep { /terminated by signal|terminated by exception|PANIC:|TRAP
 is(scalar(@signalled), 0, 'no backend terminated by a signal, no PANIC') or diag(join("\n", @signalled));
 
 $node->stop;
-diag(sprintf('crash recovery test: %d rounds in %.1fs', $ROUNDS, time - $t0));
+diag(sprintf('crash recovery test: %d rounds in %.1fs, %d committed group offsets checked for going backwards',
+    $ROUNDS, time - $t0, $campaign->{offsets_checked}));
 done_testing();

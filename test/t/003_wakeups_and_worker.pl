@@ -1,7 +1,7 @@
 # Wake-ups and the maintenance worker: consume(wait_ms) returns within moments of a commit and
 # not on a rollback; LISTEN pgtopic gets the topic's name after a commit and nothing after a
 # rollback; the worker comes back after being terminated, creates segments ahead of need and
-# applies retention on its own.
+# applies retention on its own, and removes members that stopped polling.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -16,6 +16,7 @@ shared_preload_libraries = 'pgtopic'
 pgtopic.database = 'postgres'
 pgtopic.maintenance_interval = '200ms'
 pgtopic.notify_interval = '10ms'
+pgtopic.max_poll_interval = '3s'
 });
 $node->start;
 $node->safe_psql('postgres', q{
@@ -54,6 +55,13 @@ cmp_ok($elapsed, '>=', 1.4, "after a rollback the consumer waits until wait_ms (
 $consumer->quit;
 
 # ---- LISTEN pgtopic ---------------------------------------------------------------------------
+# (with a hostile format() in public: the worker, a superuser, must not pick it up)
+$node->safe_psql('postgres', q{
+    CREATE TABLE public.hostile_calls (what text);
+    CREATE FUNCTION public.format(text, text) RETURNS text LANGUAGE sql AS
+        $$ INSERT INTO public.hostile_calls VALUES ('format'); SELECT 'pwned'::text $$;
+    ALTER DATABASE postgres SET search_path = public, pg_catalog;
+});
 my $listener = $node->background_psql('postgres');
 $listener->query_safe('LISTEN pgtopic');
 $node->safe_psql('postgres', q{SELECT pgtopic.produce('wake', 'ping')});
@@ -78,6 +86,8 @@ my $count = () = $heard =~ /Asynchronous notification/g;
 cmp_ok($count, '>=', 1, 'a burst of commits is notified');
 note "a transaction of 200 produce calls produced $count notification(s)";
 $listener->quit;
+is($node->safe_psql('postgres', 'SELECT count(*) FROM public.hostile_calls'), '0',
+   'the worker never called a function planted in public');
 
 # ---- the worker -------------------------------------------------------------------------------
 my $worker_pid = $node->safe_psql('postgres',
@@ -108,6 +118,18 @@ ok($node->poll_query_until('postgres',
     'the worker drops expired segments and the log start offset moves');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM pgtopic.fetch('short', 0, 0, 100)}), '5',
    'the active segment stays');
+
+# max poll interval: a member that owns partitions and stops polling is terminated by the worker
+my $sleepy = $node->background_psql('postgres');
+$sleepy->query_safe(q{SELECT count(*) FROM pgtopic.consume('ahead', 'sleepy', 1)});
+my $sleepy_pid = $sleepy->query_safe('SELECT pg_backend_pid()');
+$sleepy_pid =~ s/\D//g;
+ok($node->poll_query_until('postgres', "SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $sleepy_pid"),
+    'the worker terminates a member that stopped polling for max_poll_interval');
+is($node->safe_psql('postgres',
+    q{SELECT count(*) FROM pgtopic.consumer_lag WHERE group_name = 'sleepy' AND owner_pid IS NOT NULL}),
+   '0', 'its partitions are free for the other members');
+eval { $sleepy->quit; };
 
 $node->stop;
 done_testing();

@@ -1,0 +1,265 @@
+// Who may do what (ARCHITECTURE.md, "Privileges"), and how pgtopic runs its own SQL.
+//
+//  * Roles created by the extension: pgtopic_admin (every right on every topic, creates topics),
+//    pgtopic_producer and pgtopic_consumer (EXECUTE on their functions). Rights on one topic come
+//    from pgtopic.catalog_grants (grant_topic / revoke_topic): produce, consume, admin.
+//  * Message storage and the catalog belong to the extension's owner and are granted to nobody:
+//    the C functions check the caller's rights, then read and write them directly, or through
+//    internal SQL run with internal_begin(): as the owner, with search_path pinned to
+//    pg_catalog, pg_temp, so no object of the caller's can be picked up on the way.
+#include "guard.hpp"
+#include "pgtopic.hpp"
+
+extern "C" {
+#include "catalog/pg_extension.h"
+#include "utils/acl.h"
+}
+
+namespace pgtopic {
+namespace {
+
+const char *right_name(Right right)
+{
+    switch (right) {
+    case Right::Produce:
+        return "produce";
+    case Right::Consume:
+        return "consume";
+    case Right::Admin:
+        return "admin";
+    }
+    return "?";
+}
+
+Oid extension_owner()
+{
+    Relation rel = table_open(ExtensionRelationId, AccessShareLock);
+    ScanKeyData key;
+    ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber, F_NAMEEQ, CStringGetDatum("pgtopic"));
+    SysScanDesc scan = systable_beginscan(rel, ExtensionNameIndexId, true, nullptr, 1, &key);
+    HeapTuple tuple = systable_getnext(scan);
+    Oid owner = HeapTupleIsValid(tuple) ? reinterpret_cast<Form_pg_extension>(GETSTRUCT(tuple))->extowner
+                                        : BOOTSTRAP_SUPERUSERID;
+    systable_endscan(scan);
+    table_close(rel, AccessShareLock);
+    return owner;
+}
+
+bool is_global_admin(Oid role)
+{
+    if (superuser_arg(role))
+        return true;
+    Oid admin = get_role_oid("pgtopic_admin", true);
+    return OidIsValid(admin) && has_privs_of_role(role, admin);
+}
+
+}  // namespace
+
+InternalScope internal_begin()
+{
+    InternalScope scope;
+    GetUserIdAndSecContext(&scope.user, &scope.sec_context);
+    SetUserIdAndSecContext(extension_owner(), scope.sec_context | SECURITY_LOCAL_USERID_CHANGE);
+    scope.guc_level = NewGUCNestLevel();
+    (void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+                             true, 0, false);
+    SPI_connect();
+    return scope;
+}
+
+void internal_end(const InternalScope &scope)
+{
+    SPI_finish();
+    AtEOXact_GUC(true, scope.guc_level);
+    SetUserIdAndSecContext(scope.user, scope.sec_context);
+}
+
+bool has_topic_right(int32 topic_id, Oid role, Right right)
+{
+    if (is_global_admin(role))
+        return true;
+    Oid ns = get_namespace_oid("pgtopic", false);
+    Oid grants = get_relname_relid("catalog_grants", ns);
+    Oid index = get_relname_relid("catalog_grants_pkey", ns);
+    if (!OidIsValid(grants) || !OidIsValid(index))
+        return false;
+    Relation rel = table_open(grants, AccessShareLock);
+    ScanKeyData key;
+    ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_INT4EQ, Int32GetDatum(topic_id));
+    Snapshot snapshot = ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot();
+    SysScanDesc scan = systable_beginscan(rel, index, true, snapshot, 1, &key);
+    bool allowed = false;
+    TupleDesc desc = RelationGetDescr(rel);
+    while (!allowed) {
+        HeapTuple tuple = systable_getnext(scan);
+        if (!HeapTupleIsValid(tuple))
+            break;
+        bool isnull = false;
+        Oid grantee = DatumGetObjectId(heap_getattr(tuple, 2, desc, &isnull));
+        char *privilege = TextDatumGetCString(heap_getattr(tuple, 3, desc, &isnull));
+        bool covers = strcmp(privilege, right_name(right)) == 0 || strcmp(privilege, "admin") == 0;
+        allowed = covers && has_privs_of_role(role, grantee);
+    }
+    systable_endscan(scan);
+    table_close(rel, AccessShareLock);
+    return allowed;
+}
+
+void require_topic_right(const Topic &topic, text *topic_name, Right right)
+{
+    if (has_topic_right(topic.id, GetUserId(), right))
+        return;
+    ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+                    errmsg("permission denied: %s on topic \"%s\" is required", right_name(right),
+                           text_to_cstring(topic_name)),
+                    errhint("An admin can run: SELECT pgtopic.grant_topic('%s', '%s', '%s');",
+                            text_to_cstring(topic_name), GetUserNameFromId(GetUserId(), false), right_name(right))));
+}
+
+void require_any_topic_right(const Topic &topic, text *topic_name)
+{
+    Oid role = GetUserId();
+    if (has_topic_right(topic.id, role, Right::Consume) || has_topic_right(topic.id, role, Right::Produce))
+        return;
+    ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+                    errmsg("permission denied: produce or consume on topic \"%s\" is required",
+                           text_to_cstring(topic_name))));
+}
+
+void require_global_admin()
+{
+    if (is_global_admin(GetUserId()))
+        return;
+    ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+                    errmsg("permission denied: creating topics requires membership in pgtopic_admin"),
+                    errhint("GRANT pgtopic_admin TO %s;", GetUserNameFromId(GetUserId(), false))));
+}
+
+namespace {
+
+// Runs `sql` (which calls one internal function) as the owner with the caller's arguments.
+void call_internal(const char *sql, int nargs, Oid *argtypes, FunctionCallInfo fcinfo)
+{
+    Datum *values = static_cast<Datum *>(palloc(sizeof(Datum) * nargs));
+    char *nulls = static_cast<char *>(palloc(nargs + 1));
+    for (int i = 0; i < nargs; i++) {
+        values[i] = PG_ARGISNULL(i) ? Datum(0) : PG_GETARG_DATUM(i);
+        nulls[i] = PG_ARGISNULL(i) ? 'n' : ' ';
+    }
+    nulls[nargs] = '\0';
+    // Errors of the internal SQL reach the caller as they are, without its CONTEXT lines (the
+    // internal function is an implementation detail). The transaction is aborting anyway, which
+    // also restores the user and the settings internal_begin changed.
+    MemoryContext caller_context = CurrentMemoryContext;
+    InternalScope scope = internal_begin();
+    PG_TRY();
+    {
+        int rc = SPI_execute_with_args(sql, nargs, argtypes, values, nulls, false, 0);
+        if (rc < 0)
+            ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+                            errmsg("\"%s\" failed: %s", sql, SPI_result_code_string(rc))));
+    }
+    PG_CATCH();
+    {
+        MemoryContextSwitchTo(caller_context);
+        ErrorData *error = CopyErrorData();
+        FlushErrorState();
+        error->context = nullptr;
+        ReThrowError(error);
+    }
+    PG_END_TRY();
+    internal_end(scope);
+}
+
+Right parse_right(text *privilege)
+{
+    char *p = text_to_cstring(privilege);
+    if (strcmp(p, "produce") == 0)
+        return Right::Produce;
+    if (strcmp(p, "consume") == 0)
+        return Right::Consume;
+    if (strcmp(p, "admin") == 0)
+        return Right::Admin;
+    ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("unknown topic privilege \"%s\"", p),
+                    errhint("Use produce, consume or admin.")));
+    pg_unreachable();
+}
+
+}  // namespace
+}  // namespace pgtopic
+
+using namespace pgtopic;
+
+PGTOPIC_FUNCTION(pgtopic_create_topic)
+{
+    require_arg(fcinfo, 0, "topic");
+    check_topic_name(PG_GETARG_TEXT_PP(0));
+    require_global_admin();
+    // 0.2.0 added max_message_bytes; the 0.1.0 SQL declaration has one argument fewer.
+    Oid argtypes[6] = {TEXTOID, INT4OID, INTERVALOID, INT8OID, INT8OID, INT4OID};
+    if (PG_NARGS() >= 6)
+        call_internal("SELECT pgtopic._create_topic($1, $2, $3, $4, $5, $6)", 6, argtypes, fcinfo);
+    else
+        call_internal("SELECT pgtopic._create_topic($1, $2, $3, $4, $5)", 5, argtypes, fcinfo);
+    PG_RETURN_VOID();
+}
+
+PGTOPIC_FUNCTION(pgtopic_alter_topic)
+{
+    require_arg(fcinfo, 0, "topic");
+    text *name = PG_GETARG_TEXT_PP(0);
+    Topic topic = lookup_topic(name, AccessShareLock);
+    require_topic_right(topic, name, Right::Admin);
+    Oid argtypes[5] = {TEXTOID, INT4OID, INTERVALOID, INT8OID, INT4OID};
+    if (PG_NARGS() >= 5)
+        call_internal("SELECT pgtopic._alter_topic($1, $2, $3, $4, $5)", 5, argtypes, fcinfo);
+    else
+        call_internal("SELECT pgtopic._alter_topic($1, $2, $3, $4)", 4, argtypes, fcinfo);
+    PG_RETURN_VOID();
+}
+
+PGTOPIC_FUNCTION(pgtopic_drop_topic)
+{
+    require_arg(fcinfo, 0, "topic");
+    text *name = PG_GETARG_TEXT_PP(0);
+    Topic topic = lookup_topic(name, AccessShareLock);
+    require_topic_right(topic, name, Right::Admin);
+    Oid argtypes[1] = {TEXTOID};
+    call_internal("SELECT pgtopic._drop_topic($1)", 1, argtypes, fcinfo);
+    PG_RETURN_VOID();
+}
+
+// grant_topic(topic, role, privilege) / revoke_topic(topic, role, privilege)
+static Datum change_grant(FunctionCallInfo fcinfo, bool grant)
+{
+    require_args(fcinfo, {"topic", "role", "privilege"});
+    text *name = PG_GETARG_TEXT_PP(0);
+    Right right = parse_right(PG_GETARG_TEXT_PP(2));
+    Oid role = get_role_oid(text_to_cstring(PG_GETARG_TEXT_PP(1)), false);
+    Topic topic = lookup_topic(name, AccessShareLock);
+    require_topic_right(topic, name, Right::Admin);
+    (void) right;
+    Oid argtypes[3] = {INT4OID, OIDOID, TEXTOID};
+    Datum values[3] = {Int32GetDatum(topic.id), ObjectIdGetDatum(role), PG_GETARG_DATUM(2)};
+    InternalScope scope = internal_begin();
+    int rc = SPI_execute_with_args(
+        grant ? "INSERT INTO pgtopic.catalog_grants (topic_id, grantee, privilege) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING"
+              : "DELETE FROM pgtopic.catalog_grants WHERE topic_id = $1 AND grantee = $2 AND privilege = $3",
+        3, argtypes, values, nullptr, false, 0);
+    if (rc < 0)
+        ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not change the grant")));
+    uint64 changed = SPI_processed;
+    internal_end(scope);
+    PG_RETURN_BOOL(changed > 0);
+}
+
+PGTOPIC_FUNCTION(pgtopic_grant_topic) { return change_grant(fcinfo, true); }
+PGTOPIC_FUNCTION(pgtopic_revoke_topic) { return change_grant(fcinfo, false); }
+
+PGTOPIC_FUNCTION(pgtopic_has_topic_privilege)
+{
+    require_args(fcinfo, {"topic", "privilege"});
+    Right right = parse_right(PG_GETARG_TEXT_PP(1));
+    Topic topic = lookup_topic(PG_GETARG_TEXT_PP(0), AccessShareLock);
+    PG_RETURN_BOOL(has_topic_right(topic.id, GetUserId(), right));
+}

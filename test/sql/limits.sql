@@ -1,0 +1,55 @@
+-- Limits: per-topic message size, produce_batch and poll caps, read-only transactions.
+SELECT pgtopic.create_topic('lim', 1, max_message_bytes => 100);
+SELECT topic, max_message_bytes FROM pgtopic.topics WHERE topic = 'lim';
+SELECT pgtopic.produce('lim', repeat('x', 100));
+SELECT pgtopic.produce('lim', repeat('x', 101));
+SELECT pgtopic.produce_batch('lim', ARRAY['ok', repeat('y', 101)]);
+SELECT pgtopic.alter_topic('lim', max_message_bytes => -1);   -- back to pgtopic.max_message_bytes
+SELECT max_message_bytes FROM pgtopic.topics WHERE topic = 'lim';
+SELECT pgtopic.produce('lim', repeat('x', 101)) IS NOT NULL AS accepted;
+
+-- a 100 MB value read from a table is refused from its TOAST header, before it is detoasted
+CREATE TABLE big_values AS SELECT repeat('x', 100 * 1024 * 1024) AS v;
+SELECT pgtopic.produce('lim', v) FROM big_values;
+SELECT pgtopic.produce_batch('lim', ARRAY[v]) FROM big_values;
+DROP TABLE big_values;
+
+-- produce_batch caps
+SET pgtopic.max_batch_messages = 3;
+SELECT pgtopic.produce_batch('lim', ARRAY['1', '2', '3']);
+SELECT pgtopic.produce_batch('lim', ARRAY['1', '2', '3', '4']);
+RESET pgtopic.max_batch_messages;
+SET pgtopic.max_batch_bytes = 1024;
+SELECT pgtopic.produce_batch('lim', ARRAY[repeat('z', 600), repeat('z', 600)]);
+RESET pgtopic.max_batch_bytes;
+SELECT high_watermark FROM pgtopic.partitions WHERE topic = 'lim';
+
+-- poll caps: messages per call, and value bytes per call (at least one message)
+SELECT pgtopic.create_topic('lim-poll', 1);
+SELECT pgtopic.produce_batch('lim-poll', array_agg(repeat('p', 100))) FROM generate_series(1, 10);
+SET pgtopic.max_poll_messages = 5;
+SELECT count(*) FROM pgtopic.fetch('lim-poll', 0, 0, 6);
+SELECT count(*) FROM pgtopic.consume('lim-poll', 'g', 6);
+SELECT count(*) FROM pgtopic.fetch('lim-poll', 0, 0, 5);
+RESET pgtopic.max_poll_messages;
+SET pgtopic.max_poll_bytes = 250;
+SELECT count(*) FROM pgtopic.fetch('lim-poll', 0, 0, 100);
+SELECT min(msg_offset), max(msg_offset) FROM pgtopic.consume('lim-poll', 'g', 100);
+SELECT min(msg_offset), max(msg_offset) FROM pgtopic.consume('lim-poll', 'g', 100);
+SET pgtopic.max_poll_bytes = 1;
+SELECT count(*) FROM pgtopic.fetch('lim-poll', 0, 0, 100);
+RESET pgtopic.max_poll_bytes;
+
+-- no writes in read-only transactions
+BEGIN READ ONLY;
+SELECT pgtopic.produce('lim', 'x');
+ROLLBACK;
+BEGIN READ ONLY;
+SELECT pgtopic.produce_batch('lim', ARRAY['x']);
+ROLLBACK;
+
+-- segment_size is bounded (offsets must not overflow)
+SELECT pgtopic.create_topic('huge-seg', segment_size => 4611686018427387904);
+
+SELECT pgtopic.drop_topic('lim');
+SELECT pgtopic.drop_topic('lim-poll');
