@@ -3,7 +3,7 @@
 --
 --  * a non-superuser role pgtopic_fuzzer with the privileges a client has (USAGE on schema pgtopic,
 --    EXECUTE on its functions, SELECT on its views and catalogs, pgtopic_producer/pgtopic_consumer
---    when those roles exist);
+--    when those roles exist, produce/consume rights on most topics and admin on one);
 --  * topics with messages (small segments, toasted values, tombstones, headers) and groups with
 --    committed offsets, so the views hand sqlsmith real topic and group names;
 --  * schema fuzz: tables of interesting values (sqlsmith's own constants are only small integers
@@ -71,6 +71,20 @@ END $$;
 GRANT USAGE ON SCHEMA pgtopic TO pgtopic_fuzzer;
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA pgtopic TO pgtopic_fuzzer;
 GRANT SELECT ON ALL TABLES IN SCHEMA pgtopic TO pgtopic_fuzzer;   -- views and catalogs: names to use
+-- Per-topic rights, where pgtopic has them: produce and consume on four topics, admin on one
+-- (sqlsmith rolls every statement back, so it can alter and drop it), none on 'empty'.
+DO $$
+DECLARE
+    t text;
+BEGIN
+    IF to_regprocedure('pgtopic.grant_topic(text, text, text)') IS NOT NULL THEN
+        FOREACH t IN ARRAY ARRAY['orders', 'events', 'logs', 'a.b_c-9'] LOOP
+            PERFORM pgtopic.grant_topic(t, 'pgtopic_fuzzer', 'produce');
+            PERFORM pgtopic.grant_topic(t, 'pgtopic_fuzzer', 'consume');
+        END LOOP;
+        PERFORM pgtopic.grant_topic('logs', 'pgtopic_fuzzer', 'admin');
+    END IF;
+END $$;
 
 -- ---- schema fuzz: values, an outbox, wrappers ----------------------------------------------
 CREATE SCHEMA fuzz;

@@ -4,8 +4,9 @@
 A seeded generator makes N cases. Each case is one transaction of one to three calls (several calls:
 each in a savepoint), ended by COMMIT or ROLLBACK, from a superuser session or a non-superuser one.
 Calls cover produce (3 overloads), produce_batch (3 overloads), fetch, consume / consume_text /
-consume_json, commit, leave, seek, seek_to_beginning / _end / _time, partition_offsets,
-key_partition, murmur2, create_topic / alter_topic / drop_topic, run_maintenance and the views,
+consume_json, commit, leave, seek, seek_to_beginning / _end / _time, offset_for_time,
+partition_offsets, key_partition, murmur2, create_topic / alter_topic / drop_topic, grant_topic /
+revoke_topic / has_topic_privilege, run_maintenance and the views,
 with NULLs, huge and negative numbers, unicode (and invalid-looking text as SQL expressions),
 long strings, empty / multi-dimensional / offset-bound / mismatched / large arrays, in several call
 shapes (FROM, target list, repeated, LIMIT, named arguments, untyped literals).
@@ -345,8 +346,8 @@ def make_call(g, w):
     kind = g.r.choices(
         ['produce', 'produce_batch', 'fetch', 'consume', 'consume_text', 'consume_json', 'commit', 'leave', 'seek',
          'seek_to', 'partition_offsets', 'key_partition', 'murmur2', 'create_topic', 'alter_topic', 'drop_topic',
-         'views', 'maintenance', 'unlock_all', 'reset_setting'],
-        [14, 12, 10, 8, 3, 3, 5, 3, 5, 4, 4, 4, 3, 5, 3, 2, 3, 1, 1, 1])[0]
+         'views', 'maintenance', 'unlock_all', 'reset_setting', 'grant', 'offset_for_time'],
+        [14, 12, 10, 8, 3, 3, 5, 3, 5, 4, 4, 4, 3, 5, 3, 2, 3, 1, 1, 1, 4, 2])[0]
 
     if kind == 'produce':
         vk = g.pick(['bytea', 'text', 'jsonb'])
@@ -421,7 +422,8 @@ def make_call(g, w):
                                                                    Raw("interval '0'"), Raw("interval '1 microsecond'"),
                                                                    Raw("interval '178000000 years'")])),
                 ('retention_bytes', Arg(g.int8(lambda: g.pick([None, None, 1, 1000, 10**9])), 'bigint')),
-                ('segment_size', Arg(g.int8(lambda: g.pick([None, 1, 2, 3, 10, 100, 1000])), 'bigint'))]
+                ('segment_size', Arg(g.int8(lambda: g.pick([None, 1, 2, 3, 10, 100, 1000])), 'bigint')),
+                ('max_message_bytes', max_message_bytes_arg(g))]
         return Call('create_topic', args, False, admin=True, omit_from=1)
 
     if kind == 'alter_topic':
@@ -430,7 +432,8 @@ def make_call(g, w):
         args = [('topic', topic),
                 ('partitions', Arg(g.int4(lambda: min(n + g.r.randint(-1, 3), MAX_PARTITIONS + 1)), 'integer')),
                 ('retention', g.pick([Arg(None, 'interval'), Raw("interval '1 hour'"), Raw("interval '-1 second'")])),
-                ('retention_bytes', Arg(g.int8(lambda: g.pick([None, 1, -1, 10**6])), 'bigint'))]
+                ('retention_bytes', Arg(g.int8(lambda: g.pick([None, 1, -1, 10**6])), 'bigint')),
+                ('max_message_bytes', max_message_bytes_arg(g))]
         return Call('alter_topic', args, False, admin=True, omit_from=1)
 
     if kind == 'drop_topic':
@@ -443,12 +446,31 @@ def make_call(g, w):
     if kind == 'maintenance':
         return Call('run_maintenance', [], True, admin=True)
 
+    if kind == 'grant':
+        f = g.pick(['grant_topic', 'revoke_topic', 'has_topic_privilege'])
+        priv = g.text_arg(lambda: g.pick(['produce', 'consume', 'admin', 'PRODUCE', 'read', 'all']))
+        if f == 'has_topic_privilege':
+            return Call(f, [('topic', g.topic_arg()), ('privilege', priv)], False)
+        role = g.text_arg(lambda: g.pick([ROLE, ROLE, 'postgres', 'pgtopic_consumer', 'public', 'PUBLIC',
+                                          'no_such_role', '', 'pg_read_all_data']))
+        return Call(f, [('topic', g.topic_arg()), ('role', role), ('privilege', priv)], False, admin=True)
+
+    if kind == 'offset_for_time':
+        topic = g.topic_arg()
+        ts = g.pick([Arg(None, 'timestamptz'), Raw('now()'), Raw("now() - interval '1 minute'"),
+                     Raw("'infinity'::timestamptz"), Raw("'-infinity'::timestamptz"), Raw("'1970-01-01'::timestamptz")])
+        return Call('offset_for_time', [('topic', topic), ('"partition"', g.partition_arg(topic)), ('ts', ts)], False)
+
     if kind == 'unlock_all':
         return Call(None, [('sql', 'SELECT pg_advisory_unlock_all()')], False)
 
     return Call(None, [('sql', g.pick(["SET pgtopic.auto_offset_reset = 'latest'", "SET pgtopic.auto_offset_reset = 'earliest'",
                                        "SET pgtopic.max_message_bytes = '100kB'", "RESET pgtopic.max_message_bytes"]))],
                 False)
+
+
+def max_message_bytes_arg(g):
+    return Arg(g.int4(lambda: g.pick([None, None, None, 1, 100, 1024, 1024 * 1024, 100 * 1024 * 1024])), 'integer')
 
 
 def make_drop(g, w):
@@ -604,12 +626,17 @@ def setup_database(dsn):
         cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (r,))
         if cur.fetchone():
             cur.execute("GRANT %s TO %s" % (r, ROLE))
+    cur.execute("SELECT 1 FROM pg_proc WHERE proname = 'grant_topic' AND pronamespace = 'pgtopic'::regnamespace")
+    per_topic_grants = cur.fetchone() is not None
     for name, parts in (('keep', 3), ('small', 1)):
         cur.execute("SELECT 1 FROM pgtopic.catalog_topics WHERE topic = %s", (name,))
         if not cur.fetchone():
             cur.execute("SELECT pgtopic.create_topic(%s, %s, segment_size => 7)", (name, parts))
             cur.execute("SELECT pgtopic.produce_batch(%s, array_agg('m' || i), array_agg('k' || (i %% 5))) "
                         "FROM generate_series(1, 40) AS i", (name,))
+        if per_topic_grants:
+            for right in ('produce', 'consume'):
+                cur.execute("SELECT pgtopic.grant_topic(%s, %s, %s)", (name, ROLE, right))
     conn.close()
 
 
