@@ -8,11 +8,14 @@ SELECT pgtopic.alter_topic('lim', max_message_bytes => -1);   -- back to pgtopic
 SELECT max_message_bytes FROM pgtopic.topics WHERE topic = 'lim';
 SELECT pgtopic.produce('lim', repeat('x', 101)) IS NOT NULL AS accepted;
 
--- a 100 MB value read from a table is refused from its TOAST header, before it is detoasted
+-- a 100 MB and a 1 GB value read from a table are refused from their TOAST headers, before they
+-- are detoasted: the backend never holds them (the 1 GB one is refused in milliseconds)
 CREATE TABLE big_values AS SELECT repeat('x', 100 * 1024 * 1024) AS v;
+CREATE TABLE gigabyte_value AS SELECT repeat('y', 1073741000) AS v;
 SELECT pgtopic.produce('lim', v) FROM big_values;
+SELECT pgtopic.produce('lim', v) FROM gigabyte_value;
 SELECT pgtopic.produce_batch('lim', ARRAY[v]) FROM big_values;
-DROP TABLE big_values;
+DROP TABLE big_values, gigabyte_value;
 
 -- produce_batch caps
 SET pgtopic.max_batch_messages = 3;
