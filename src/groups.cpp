@@ -362,6 +362,35 @@ void drop_owned(Membership &m, int index)
     m.n_owned--;
 }
 
+// Upserts the committed offsets of `n` partitions of a group, as the extension's owner. One
+// statement for commit and seek, parsed and planned once per backend (a saved SPI plan): the
+// consumer's hot path pays only its execution.
+void store_offsets(int32 group_id, Datum *parts, Datum *offsets, int n)
+{
+    static SPIPlanPtr plan = nullptr;
+    InternalScope scope = internal_begin();
+    if (plan == nullptr) {
+        Oid argtypes[3] = {INT4OID, INT4ARRAYOID, INT8ARRAYOID};
+        SPIPlanPtr prepared = SPI_prepare(
+            "INSERT INTO pgtopic.catalog_offsets (group_id, \"partition\", committed_offset, committed_at) "
+            "SELECT $1, u.p, u.o, now() FROM unnest($2::int[], $3::bigint[]) AS u(p, o) "
+            "ON CONFLICT (group_id, \"partition\") DO UPDATE "
+            "SET committed_offset = EXCLUDED.committed_offset, committed_at = EXCLUDED.committed_at",
+            3, argtypes);
+        if (prepared == nullptr || SPI_keepplan(prepared) != 0)
+            ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not prepare the offset commit: %s",
+                                                                    SPI_result_code_string(SPI_result))));
+        plan = prepared;
+    }
+    Datum values[3] = {Int32GetDatum(group_id),
+                       PointerGetDatum(construct_array(parts, n, INT4OID, 4, true, TYPALIGN_INT)),
+                       PointerGetDatum(construct_array(offsets, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE))};
+    int rc = SPI_execute_plan(plan, values, nullptr, false, 0);
+    if (rc != SPI_OK_INSERT)
+        ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not store the group's offsets")));
+    internal_end(scope);
+}
+
 // Writes the positions of owned partitions that moved since the catalog last saw them.
 void commit_positions(Membership &m, bool explicit_commit)
 {
@@ -395,20 +424,7 @@ void commit_positions(Membership &m, bool explicit_commit)
     if (n == 0)
         return;
 
-    Oid argtypes[3] = {INT4OID, INT4ARRAYOID, INT8ARRAYOID};
-    Datum values[3] = {Int32GetDatum(m.group_id),
-                       PointerGetDatum(construct_array(parts, n, INT4OID, 4, true, TYPALIGN_INT)),
-                       PointerGetDatum(construct_array(offsets, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE))};
-    InternalScope scope = internal_begin();
-    int rc = SPI_execute_with_args(
-        "INSERT INTO pgtopic.catalog_offsets (group_id, \"partition\", committed_offset, committed_at) "
-        "SELECT $1, u.p, u.o, now() FROM unnest($2::int[], $3::bigint[]) AS u(p, o) "
-        "ON CONFLICT (group_id, \"partition\") DO UPDATE "
-        "SET committed_offset = EXCLUDED.committed_offset, committed_at = EXCLUDED.committed_at",
-        3, argtypes, values, nullptr, false, 0);
-    if (rc != SPI_OK_INSERT)
-        ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not commit the group's offsets")));
-    internal_end(scope);
+    store_offsets(m.group_id, parts, offsets, n);
     for (int i = 0; i < m.n_owned; i++)
         if (m.owned[i].position_valid)
             m.owned[i].committed = m.owned[i].position;
@@ -839,17 +855,8 @@ PGTOPIC_FUNCTION(pgtopic_seek)
         }
     }
 
-    Oid argtypes[3] = {INT4OID, INT4OID, INT8OID};
-    Datum values[3] = {Int32GetDatum(group_id), Int32GetDatum(partition), Int64GetDatum(to_offset)};
-    InternalScope scope = internal_begin();
-    int rc = SPI_execute_with_args(
-        "INSERT INTO pgtopic.catalog_offsets (group_id, \"partition\", committed_offset, committed_at) "
-        "VALUES ($1, $2, $3, now()) ON CONFLICT (group_id, \"partition\") DO UPDATE "
-        "SET committed_offset = EXCLUDED.committed_offset, committed_at = EXCLUDED.committed_at",
-        3, argtypes, values, nullptr, false, 0);
-    if (rc != SPI_OK_INSERT)
-        ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not store the offset")));
-    internal_end(scope);
+    Datum part = Int32GetDatum(partition), offset = Int64GetDatum(to_offset);
+    store_offsets(group_id, &part, &offset, 1);
     if (o != nullptr) {
         o->position = to_offset;
         o->committed = to_offset;

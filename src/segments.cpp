@@ -112,6 +112,23 @@ int64 stored_offset(const Topic &topic, int32 partition, const char *aggregate)
     return query_int64(sql, 0, nullptr, nullptr);
 }
 
+// Locks the topic's storage root before anything under it, in the order drop_topic locks (the
+// root, then its partitions and segments); otherwise a creator holding a partition while it waits
+// for the root deadlocks with a concurrent drop_topic. False if the topic is gone.
+bool lock_topic_storage(int32 topic_id)
+{
+    Oid ns = get_namespace_oid("pgtopic_data", true);
+    if (!OidIsValid(ns))
+        return false;
+    char relname[NAMEDATALEN];
+    snprintf(relname, sizeof relname, "topic_%d", topic_id);
+    Oid root = get_relname_relid(relname, ns);
+    if (!OidIsValid(root))
+        return false;
+    LockRelationOid(root, AccessShareLock);
+    return SearchSysCacheExists1(RELOID, ObjectIdGetDatum(root));
+}
+
 void segment_worker(void *arg)
 {
     SegmentRequest request;
@@ -121,9 +138,10 @@ void segment_worker(void *arg)
 
     SetCurrentStatementStartTimestamp();
     StartTransactionCommand();
-    PushActiveSnapshot(GetTransactionSnapshot());
     pgstat_report_activity(STATE_RUNNING, "pgtopic: creating a segment");
-    if (OidIsValid(get_namespace_oid("pgtopic", true)))
+    bool present = OidIsValid(get_namespace_oid("pgtopic", true)) && lock_topic_storage(request.topic_id);
+    PushActiveSnapshot(GetTransactionSnapshot());
+    if (present)
         create_segment_here(request.topic_id, request.partition, request.segment);
     PopActiveSnapshot();
     CommitTransactionCommand();
