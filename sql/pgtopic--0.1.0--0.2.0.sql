@@ -127,3 +127,11 @@ REVOKE ALL ON FUNCTION pgtopic.create_topic(text, integer, interval, bigint, big
 GRANT EXECUTE ON FUNCTION pgtopic.create_topic(text, integer, interval, bigint, bigint, integer),
                           pgtopic.alter_topic(text, integer, interval, bigint, integer)
    TO pgtopic_admin, pgtopic_producer, pgtopic_consumer;
+
+-- Sessions cache catalog_topics rows (produce looks a topic up by name on every call); this
+-- trigger invalidates every session's cache when the table changes.
+CREATE FUNCTION pgtopic._topics_changed() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'pgtopic_topics_changed' LANGUAGE C;
+CREATE TRIGGER topics_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON pgtopic.catalog_topics
+    FOR EACH STATEMENT EXECUTE FUNCTION pgtopic._topics_changed();
+REVOKE ALL ON FUNCTION pgtopic._topics_changed() FROM PUBLIC;

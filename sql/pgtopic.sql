@@ -68,6 +68,13 @@ SELECT pg_catalog.pg_extension_config_dump('pgtopic.group_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('pgtopic.catalog_offsets', '');
 SELECT pg_catalog.pg_extension_config_dump('pgtopic.catalog_grants', '');
 
+-- Sessions cache catalog_topics rows (produce looks a topic up by name on every call); this
+-- trigger invalidates every session's cache when the table changes.
+CREATE FUNCTION pgtopic._topics_changed() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'pgtopic_topics_changed' LANGUAGE C;
+CREATE TRIGGER topics_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON pgtopic.catalog_topics
+    FOR EACH STATEMENT EXECUTE FUNCTION pgtopic._topics_changed();
+
 -- The extension's roles (cluster-wide; kept if the extension is dropped).
 DO $roles$
 BEGIN

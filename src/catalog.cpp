@@ -1,4 +1,5 @@
 // Topic catalog look-ups and argument checks shared by every SQL function.
+#include "guard.hpp"
 #include "pgtopic.hpp"
 
 #include <string_view>
@@ -15,7 +16,7 @@ constexpr AttrNumber ATTR_MAX_MESSAGE_BYTES = 8;  // since 0.2.0
 // Kafka's rule: 1 to 249 characters of [A-Za-z0-9._-], and not "." or "..".
 bool valid_topic_name(std::string_view name) noexcept
 {
-    if (name.empty() || name.size() > 249 || name == "." || name == "..")
+    if (name.empty() || name.size() > static_cast<std::size_t>(TOPIC_NAME_MAX) || name == "." || name == "..")
         return false;
     for (char c : name) {
         bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
@@ -56,10 +57,43 @@ void check_topic_name(text *name)
                         errdetail("A topic name is 1 to 249 characters of [A-Za-z0-9._-], and not \".\" or \"..\".")));
 }
 
-Topic lookup_topic(text *name, LOCKMODE lockmode)
-{
-    check_topic_name(name);
+namespace {
 
+// Backend-local cache of catalog_topics rows by name: a produce call then costs one hash probe
+// instead of a catalog index scan (the largest part of pgtopic's own CPU per one-message
+// transaction in the profile). A statement trigger on catalog_topics (pgtopic._topics_changed)
+// sends a relcache invalidation for it on every change, which empties every session's cache.
+struct TopicCacheEntry {
+    char name[TOPIC_NAME_MAX + 1];  // hash key
+    Topic topic;                    // root_relid is looked up again (and locked) on every call
+};
+
+HTAB *topic_cache = nullptr;
+Oid cached_catalog_relid = InvalidOid;
+uint64 topic_cache_generation = 0;
+
+void topic_cache_invalidate(Datum, Oid relid)
+{
+    if (topic_cache == nullptr || (OidIsValid(relid) && relid != cached_catalog_relid))
+        return;
+    HASH_SEQ_STATUS status;
+    hash_seq_init(&status, topic_cache);
+    while (auto *e = static_cast<TopicCacheEntry *>(hash_seq_search(&status)))
+        (void) hash_search(topic_cache, e->name, HASH_REMOVE, nullptr);
+    topic_cache_generation++;
+}
+
+void topic_cache_key(text *name, char (&key)[TOPIC_NAME_MAX + 1])
+{
+    memset(key, 0, sizeof key);
+    memcpy(key, VARDATA_ANY(name), VARSIZE_ANY_EXHDR(name));  // checked: at most 249 bytes
+}
+
+// Reads the topic's row from catalog_topics with a fresh snapshot (as PostgreSQL reads its own
+// catalogs), so that what is cached is never older than the invalidations already processed.
+// Caches it when catalog_topics carries the invalidation trigger (from 0.2.0 on).
+bool read_topic_row(text *name, Topic &topic)
+{
     Oid ns = get_namespace_oid("pgtopic", false);
     Oid catalog = get_relname_relid("catalog_topics", ns);
     Oid index = get_relname_relid("catalog_topics_topic_key", ns);
@@ -71,10 +105,10 @@ Topic lookup_topic(text *name, LOCKMODE lockmode)
     ScanKeyData key;
     ScanKeyInit(&key, ATTR_TOPIC, BTEqualStrategyNumber, F_TEXTEQ, PointerGetDatum(name));
     key.sk_collation = DEFAULT_COLLATION_OID;
-    Snapshot snapshot = ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot();
+    Snapshot snapshot = RegisterSnapshot(GetLatestSnapshot());
     SysScanDesc scan = systable_beginscan(rel, index, true, snapshot, 1, &key);
     HeapTuple tuple = systable_getnext(scan);
-    Topic topic{};
+    topic = Topic{};
     bool found = HeapTupleIsValid(tuple);
     if (found) {
         bool isnull = false;
@@ -82,7 +116,7 @@ Topic lookup_topic(text *name, LOCKMODE lockmode)
         topic.id = DatumGetInt32(heap_getattr(tuple, ATTR_TOPIC_ID, desc, &isnull));
         topic.partitions = DatumGetInt32(heap_getattr(tuple, ATTR_PARTITIONS, desc, &isnull));
         topic.segment_size = DatumGetInt64(heap_getattr(tuple, ATTR_SEGMENT_SIZE, desc, &isnull));
-        topic.max_message_bytes = max_message_bytes;
+        topic.max_message_bytes = -1;  // pgtopic.max_message_bytes, read at each call
         if (desc->natts >= ATTR_MAX_MESSAGE_BYTES) {
             Datum limit = heap_getattr(tuple, ATTR_MAX_MESSAGE_BYTES, desc, &isnull);
             if (!isnull)
@@ -90,23 +124,84 @@ Topic lookup_topic(text *name, LOCKMODE lockmode)
         }
     }
     systable_endscan(scan);
+    UnregisterSnapshot(snapshot);
+    bool cacheable = rel->rd_rel->relhastriggers;
     table_close(rel, AccessShareLock);
 
-    if (!found)
-        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
-                        errmsg("topic \"%s\" does not exist", text_to_cstring(name))));
+    if (found && cacheable) {
+        if (topic_cache == nullptr) {
+            HASHCTL ctl;
+            ctl.keysize = TOPIC_NAME_MAX + 1;
+            ctl.entrysize = sizeof(TopicCacheEntry);
+            ctl.hcxt = CacheMemoryContext;
+            topic_cache = hash_create("pgtopic topics", 64, &ctl, HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+            CacheRegisterRelcacheCallback(topic_cache_invalidate, Datum(0));
+        }
+        if (cached_catalog_relid != catalog)
+            topic_cache_invalidate(Datum(0), InvalidOid);
+        cached_catalog_relid = catalog;
+        char k[TOPIC_NAME_MAX + 1];
+        topic_cache_key(name, k);
+        auto *e = static_cast<TopicCacheEntry *>(hash_search(topic_cache, k, HASH_ENTER, nullptr));
+        e->topic = topic;
+    }
+    return found;
+}
 
-    char relname[NAMEDATALEN];
-    snprintf(relname, sizeof relname, "topic_%d", topic.id);
-    topic.root_relid = get_relname_relid(relname, data_namespace());
-    if (OidIsValid(topic.root_relid))
-        LockRelationOid(topic.root_relid, lockmode);
-    // drop_topic may have committed while we waited for the lock.
-    if (!OidIsValid(topic.root_relid) || !SearchSysCacheExists1(RELOID, ObjectIdGetDatum(topic.root_relid)))
-        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
-                        errmsg("topic \"%s\" does not exist", text_to_cstring(name)),
-                        errdetail("It was dropped by a concurrent transaction.")));
-    return topic;
+}  // namespace
+
+Topic lookup_topic(text *name, LOCKMODE lockmode)
+{
+    check_topic_name(name);
+    // Changes committed by others before this point are seen (as a new statement would).
+    AcceptInvalidationMessages();
+
+    for (int attempt = 0;; attempt++) {
+        Topic topic{};
+        bool cached = false;
+        if (topic_cache != nullptr && attempt == 0) {
+            char k[TOPIC_NAME_MAX + 1];
+            topic_cache_key(name, k);
+            if (auto *e = static_cast<TopicCacheEntry *>(hash_search(topic_cache, k, HASH_FIND, nullptr))) {
+                topic = e->topic;
+                cached = true;
+            }
+        }
+        if (!cached && !read_topic_row(name, topic))
+            ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
+                            errmsg("topic \"%s\" does not exist", text_to_cstring(name))));
+        if (topic.max_message_bytes < 0)
+            topic.max_message_bytes = max_message_bytes;
+
+        uint64 generation = topic_cache_generation;
+        char relname[NAMEDATALEN];
+        snprintf(relname, sizeof relname, "topic_%d", topic.id);
+        topic.root_relid = get_relname_relid(relname, data_namespace());
+        if (OidIsValid(topic.root_relid))
+            LockRelationOid(topic.root_relid, lockmode);
+        bool present = OidIsValid(topic.root_relid) && SearchSysCacheExists1(RELOID, ObjectIdGetDatum(topic.root_relid));
+        // A cached row that changed meanwhile (alter_topic or drop_topic committed while we
+        // waited for the lock, or just before): read the catalog again.
+        if (attempt == 0 && ((cached && !present) || generation != topic_cache_generation))
+            continue;
+        if (!present)
+            ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
+                            errmsg("topic \"%s\" does not exist", text_to_cstring(name)),
+                            errdetail("It was dropped by a concurrent transaction.")));
+        return topic;
+    }
+}
+
+// The trigger on pgtopic.catalog_topics: every session's topic cache forgets the table's rows
+// when the changing transaction commits (or, in this session, at once).
+Datum topics_changed(FunctionCallInfo fcinfo)
+{
+    if (!CALLED_AS_TRIGGER(fcinfo))
+        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+                        errmsg("pgtopic._topics_changed() must be called as a trigger")));
+    auto *trigger = reinterpret_cast<TriggerData *>(fcinfo->context);
+    CacheInvalidateRelcacheByRelid(RelationGetRelid(trigger->tg_relation));
+    return PointerGetDatum(nullptr);
 }
 
 void check_partition(const Topic &topic, int32 partition)
@@ -119,3 +214,5 @@ void check_partition(const Topic &topic, int32 partition)
 }
 
 }  // namespace pgtopic
+
+PGTOPIC_FUNCTION(pgtopic_topics_changed) { return pgtopic::topics_changed(fcinfo); }

@@ -21,6 +21,8 @@ extern int auto_offset_reset;             // pgtopic.auto_offset_reset
 enum AutoOffsetReset { RESET_EARLIEST, RESET_LATEST };
 
 // ---- catalog (catalog.cpp) --------------------------------------------------------------
+constexpr int TOPIC_NAME_MAX = 249;  // Kafka's limit on topic names, in bytes
+
 struct Topic {
     int32 id;            // catalog_topics.topic_id
     int32 partitions;    // current partition count
