@@ -14,6 +14,20 @@ constexpr int COL_VALUE = 3;
 int64 poll_bytes_left = 0;
 bool poll_returned_any = false;
 
+// True when a segment's rows have exactly the result's columns (so a stored tuple can be
+// copied into the result as it is).
+bool same_columns(TupleDesc stored, TupleDesc result)
+{
+    if (stored->natts != N_COLUMNS || result->natts != N_COLUMNS)
+        return false;
+    for (int i = 0; i < N_COLUMNS; i++) {
+        Form_pg_attribute a = TupleDescAttr(stored, i), b = TupleDescAttr(result, i);
+        if (a->attisdropped || b->attisdropped || a->atttypid != b->atttypid)
+            return false;
+    }
+    return true;
+}
+
 // Appends rows [from, below) of one segment to the result; returns how many.
 int64 read_segment(Oid leaf, int32 partition, int64 from, int64 below, int64 limit, Snapshot snapshot,
                    ReturnSetInfo *rsinfo, int64 *last_offset)
@@ -34,11 +48,24 @@ int64 read_segment(Oid leaf, int32 partition, int64 from, int64 below, int64 lim
     index_rescan(scan, keys, 3, nullptr, 0);
     TupleTableSlot *slot = table_slot_create(rel, nullptr);
 
+    const bool same_shape = same_columns(RelationGetDescr(rel), rsinfo->setDesc);
     int64 count = 0;
     Datum values[N_COLUMNS];
     bool nulls[N_COLUMNS];
     while (count < limit && (poll_bytes_left > 0 || !poll_returned_any) &&
            index_getnext_slot(scan, ForwardScanDirection, slot)) {
+        // Fast path: the stored row goes into the result as one copy, without being taken apart
+        // and formed again (nothing of it is stored out of line).
+        if (same_shape && !HeapTupleHasExternal(ExecFetchSlotHeapTuple(slot, false, nullptr))) {
+            slot_getsomeattrs(slot, COL_VALUE + 1);
+            tuplestore_puttupleslot(rsinfo->setResult, slot);
+            *last_offset = DatumGetInt64(slot->tts_values[COL_OFFSET]);
+            if (!slot->tts_isnull[COL_VALUE])
+                poll_bytes_left -= static_cast<int64>(VARSIZE_ANY(DatumGetPointer(slot->tts_values[COL_VALUE])));
+            poll_returned_any = true;
+            count++;
+            continue;
+        }
         slot_getallattrs(slot);
         for (int i = 0; i < N_COLUMNS; i++) {
             values[i] = slot->tts_values[i];

@@ -104,11 +104,16 @@ int64 query_int64(const char *sql, int nargs, Oid *argtypes, Datum *values)
     return result;
 }
 
-int64 stored_offset(const Topic &topic, int32 partition, const char *aggregate)
+// The lowest or highest stored offset of a partition, -1 if it holds none. An ordered scan of
+// the segments' primary keys ("partition", msg_offset), which min()/max() over the partition's
+// table would not use (it read every row: 10 ms per 40,000 messages when a group started).
+int64 stored_offset(const Topic &topic, int32 partition, bool highest)
 {
     char sql[256];
-    snprintf(sql, sizeof sql, "SELECT %s(msg_offset) FROM pgtopic_data.topic_%d_p%d", aggregate, topic.id,
-             partition);
+    snprintf(sql, sizeof sql,
+             "SELECT (SELECT msg_offset FROM pgtopic_data.topic_%d_p%d WHERE \"partition\" = %d "
+             "ORDER BY msg_offset %s LIMIT 1)",
+             topic.id, partition, partition, highest ? "DESC" : "ASC");
     return query_int64(sql, 0, nullptr, nullptr);
 }
 
@@ -218,7 +223,7 @@ int64 stored_next_offset(const Topic &topic, int32 partition)
     // Above every stored message, and above every committed group offset: offsets of
     // transactions that rolled back just before a crash may have been passed by consumers (the
     // LSO moved over them), so they must not be handed out again.
-    int64 next = stored_offset(topic, partition, "max") + 1;
+    int64 next = stored_offset(topic, partition, true) + 1;
     Oid argtypes[2] = {INT4OID, INT4OID};
     Datum values[2] = {Int32GetDatum(topic.id), Int32GetDatum(partition)};
     int64 committed = query_int64("SELECT max(o.committed_offset) FROM pgtopic.catalog_offsets o "
@@ -230,7 +235,7 @@ int64 stored_next_offset(const Topic &topic, int32 partition)
 
 int64 stored_first_offset(const Topic &topic, int32 partition)
 {
-    return stored_offset(topic, partition, "min");
+    return stored_offset(topic, partition, false);
 }
 
 }  // namespace pgtopic
