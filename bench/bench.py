@@ -1204,7 +1204,7 @@ def chart(outdir, idx):
         for k in ('latency_consume', 'latency_listen', 'latency_commit'):
             if k in ROWS:
                 r = ROWS[k]
-                name = {'latency_consume': 'consume(wait\\\\_ms)', 'latency_listen': 'LISTEN',
+                name = {'latency_consume': 'consume(wait_ms)', 'latency_listen': 'LISTEN',
                         'latency_commit': 'produce+commit'}[k]
                 f.write('"%s" %.3f %.3f\n' % (name, r.lat50(), r.lat99()))
     n = sum(1 for k in ORDER if ROWS[k].section != 'end-to-end latency')
