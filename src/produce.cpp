@@ -129,8 +129,12 @@ void insert_into_segment(Oid leaf, int32 partition, int64 first, Message *msgs, 
         slots[i] = slot;
     }
 
+    // One message takes heap_insert's path (a smaller WAL record than a multi-insert of one).
     BulkInsertState bistate = n > 1 ? GetBulkInsertState() : nullptr;
-    table_multi_insert(rel, slots, n, GetCurrentCommandId(true), 0, bistate);
+    if (n == 1)
+        table_tuple_insert(rel, slots[0], GetCurrentCommandId(true), 0, nullptr);
+    else
+        table_multi_insert(rel, slots, n, GetCurrentCommandId(true), 0, bistate);
     for (int i = 0; i < n; i++)
         if (rri->ri_NumIndices > 0)
             (void) ExecInsertIndexTuples(rri, slots[i], estate, false, false, nullptr, NIL);
