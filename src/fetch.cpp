@@ -174,8 +174,7 @@ PGTOPIC_FUNCTION(pgtopic_partition_offsets)
     auto *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
     for (int32 p = 0; p < topic.partitions; p++) {
         PartitionOffsets o = partition_offsets(topic, p);
-        int64 first = stored_first_offset(topic, p);
-        Datum values[4] = {Int32GetDatum(p), Int64GetDatum(first < 0 ? o.high_watermark : first),
+        Datum values[4] = {Int32GetDatum(p), Int64GetDatum(log_start_offset(topic, p, o.last_stable_offset)),
                            Int64GetDatum(o.high_watermark), Int64GetDatum(o.last_stable_offset)};
         bool nulls[4] = {false, false, false, false};
         tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);

@@ -469,8 +469,7 @@ void load_positions(Membership &m, const Topic &topic)
             if (auto_offset_reset == RESET_LATEST) {
                 o->position = partition_offsets(topic, p).last_stable_offset;
             } else {
-                int64 first = stored_first_offset(topic, p);
-                o->position = first < 0 ? 0 : first;
+                o->position = log_start_offset(topic, p, partition_offsets(topic, p).last_stable_offset);
             }
             o->committed = -1;
         }
@@ -613,10 +612,10 @@ void reset_if_below_log_start(OwnedPartition &o, const Topic &topic, int64 lso)
 {
     if (OidIsValid(segment_relid(topic, o.partition, o.position / topic.segment_size)))
         return;
-    int64 first = stored_first_offset(topic, o.partition);
-    if (first >= 0 && o.position >= first)
+    int64 first = log_start_offset(topic, o.partition, lso);
+    if (o.position >= first)
         return;  // a hole above the log start (a dropped segment in the middle): read on
-    o.position = (auto_offset_reset == RESET_LATEST || first < 0) ? lso : first;
+    o.position = auto_offset_reset == RESET_LATEST ? lso : first;
 }
 
 // One pass over the owned partitions, fairly: each gets an equal share of max_messages first,

@@ -124,7 +124,10 @@ Oid ensure_segment(const Topic &topic, int32 partition, int64 segment);
 void prepare_next_segment(const Topic &topic, int32 partition, int64 segment);
 // max(msg_offset)+1 and min(msg_offset) of a partition as stored (NULLs as -1).
 int64 stored_next_offset(const Topic &topic, int32 partition);
-int64 stored_first_offset(const Topic &topic, int32 partition);
+// Kafka's log start offset: the base offset of the partition's lowest segment, or the last
+// stable offset when that is lower or no segment exists. Never the first *visible* message: an
+// open transaction may hold lower offsets, and a consumer starting above them would skip them.
+int64 log_start_offset(const Topic &topic, int32 partition, int64 last_stable_offset);
 void segments_register_worker_library();
 
 }  // namespace pgtopic

@@ -233,9 +233,18 @@ int64 stored_next_offset(const Topic &topic, int32 partition)
     return Max(next, committed);
 }
 
-int64 stored_first_offset(const Topic &topic, int32 partition)
+int64 log_start_offset(const Topic &topic, int32 partition, int64 last_stable_offset)
 {
-    return stored_offset(topic, partition, false);
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "SELECT min(pg_catalog.substring(c.relname, '_s([0-9]+)$')::pg_catalog.int8) "
+             "FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid "
+             "WHERE i.inhparent = 'pgtopic_data.topic_%d_p%d'::pg_catalog.regclass",
+             topic.id, partition);
+    int64 lowest_segment = query_int64(sql, 0, nullptr, nullptr);
+    if (lowest_segment < 0)
+        return last_stable_offset;
+    return Min(lowest_segment * topic.segment_size, last_stable_offset);
 }
 
 }  // namespace pgtopic

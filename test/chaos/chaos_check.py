@@ -1,0 +1,410 @@
+#!/usr/bin/python3
+"""Chaos checker for pgtopic's delivery rules (issue 3).
+
+    chaos_check.py [--seconds 30] [--producers 4] [--consumers 3] [--partitions 4] [--seed 1]
+                   [--dir /tmp/pgtopic-chaos] [--port 55443] [--bindir /usr/lib/postgresql/15/bin]
+                   [--dsn DSN]
+
+Starts a throwaway server (or uses --dsn) and, for --seconds, runs:
+
+- producers: transactions of 1-100 keyed messages through produce_batch; about 20% end in
+  ROLLBACK and about 5% are held open for 1-3 s before they end, while the others keep committing
+  on the same partitions. A message is acknowledged when its COMMIT returned without error.
+- one consumer group ("main") of --consumers members, each looping on consume_text (auto-commit)
+  or BEGIN; consume_text; commit(); COMMIT (10% of those transactions roll back on purpose: the
+  same messages must come again). A killer ends a random member every 0.3-1.5 s, half the time
+  with pg_terminate_backend() and half by dropping its socket; the member reconnects and rejoins.
+- a second group ("witness") with one member that is never killed.
+
+Then producers stop and both groups drain until their lag is 0. It reports acknowledged,
+delivered, lost, duplicated, reordered-within-partition and rolled-back-but-delivered counts,
+and exits 1 unless lost = reordered = rolled-back-delivered = phantom = 0 and the server log
+shows no crash. Needs Debian's python3-psycopg2; run as root or as postgres.
+"""
+
+import argparse
+import collections
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import psycopg2
+
+TOPIC = 'chaos'
+MAIN, WITNESS = 'main', 'witness'
+
+
+def as_postgres(cmd):
+    return (['runuser', '-u', 'postgres', '--'] + cmd) if os.geteuid() == 0 else cmd
+
+
+class Server:
+    def __init__(self, bindir, directory, port):
+        self.bindir, self.dir, self.port = bindir, directory, port
+        self.data = os.path.join(directory, 'data')
+        self.log = os.path.join(directory, 'server.log')
+
+    def start(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+        os.makedirs(self.dir)
+        if os.geteuid() == 0:
+            shutil.chown(self.dir, 'postgres', 'postgres')
+        subprocess.run(as_postgres([os.path.join(self.bindir, 'initdb'), '-D', self.data, '-A', 'trust',
+                                    '-U', 'postgres', '-E', 'UTF8', '--locale=C', '--no-sync']),
+                       check=True, stdout=subprocess.DEVNULL)
+        with open(os.path.join(self.data, 'postgresql.conf'), 'a') as f:
+            f.write(f"""
+port = {self.port}
+listen_addresses = ''
+unix_socket_directories = '{self.dir}'
+shared_preload_libraries = 'pgtopic'
+pgtopic.maintenance_interval = '1s'
+max_connections = 60
+log_line_prefix = '%m [%p] %e: '
+log_min_messages = warning
+""")
+        subprocess.run(as_postgres([os.path.join(self.bindir, 'pg_ctl'), '-D', self.data, '-l', self.log,
+                                    '-w', '-t', '60', 'start']), check=True, stdout=subprocess.DEVNULL)
+        return f'host={self.dir} port={self.port} dbname=postgres user=postgres'
+
+    def stop(self):
+        subprocess.run(as_postgres([os.path.join(self.bindir, 'pg_ctl'), '-D', self.data, '-m', 'fast', '-w',
+                                    'stop']), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def crashes(self):
+        try:
+            with open(self.log, errors='replace') as f:
+                return [l.rstrip() for l in f if 'terminated by signal' in l or 'TRAP:' in l or 'PANIC:' in l]
+        except FileNotFoundError:
+            return []
+
+
+class Ledger:
+    """What producers and consumers did, shared by the threads."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.acked = set()          # message ids whose COMMIT returned
+        self.rolled_back = set()    # message ids of transactions that ended in ROLLBACK
+        self.in_doubt = set()       # COMMIT raised: unknown outcome
+        self.committed_tx = self.rolled_back_tx = self.held_tx = 0
+        self.delivered = {MAIN: collections.Counter(), WITNESS: collections.Counter()}
+        self.position = {}          # (partition, offset) -> message id, over both groups
+        self.mismatch = []          # one (partition, offset) seen with two different messages
+        self.reordered = []         # offsets not increasing within one member session's stream
+        self.witness_log = []       # (partition, offset, id) in the witness's delivery order
+        self.kills = collections.Counter()
+        self.consumer_rollbacks = 0
+        self.sessions = 0
+        self.errors = collections.Counter()
+
+    def deliver(self, group, rows):
+        with self.lock:
+            for part, off, value in rows:
+                self.delivered[group][value] += 1
+                seen = self.position.setdefault((part, off), value)
+                if seen != value:
+                    self.mismatch.append((part, off, seen, value))
+                if group == WITNESS:
+                    self.witness_log.append((part, off, value))
+
+
+def producer(idx, dsn, ledger, stop, rnd):
+    conn = psycopg2.connect(dsn, application_name=f'chaos-producer-{idx}')
+    cur = conn.cursor()
+    seq = 0
+    while not stop.is_set():
+        n = rnd.randint(1, 100)
+        ids, keys = [], []
+        for _ in range(n):
+            key = 'k%d' % rnd.randrange(16)
+            ids.append(f'{idx}:{seq}:{key}')
+            keys.append(key)
+            seq += 1
+        rollback = rnd.random() < 0.2
+        hold = rnd.random() < 0.05
+        try:
+            cur.execute('SELECT pgtopic.produce_batch(%s, %s::text[], %s::text[])', (TOPIC, ids, keys))
+            if hold:
+                time.sleep(rnd.uniform(1.0, 3.0))
+            if rollback:
+                conn.rollback()
+                with ledger.lock:
+                    ledger.rolled_back.update(ids)
+                    ledger.rolled_back_tx += 1
+                    ledger.held_tx += hold
+                continue
+        except psycopg2.Error as e:
+            conn.rollback()
+            with ledger.lock:
+                ledger.errors['producer: ' + (e.pgerror or str(e)).strip().splitlines()[0]] += 1
+                ledger.rolled_back.update(ids)
+            continue
+        try:
+            conn.commit()
+            with ledger.lock:
+                ledger.acked.update(ids)
+                ledger.committed_tx += 1
+                ledger.held_tx += hold
+        except psycopg2.Error as e:
+            with ledger.lock:
+                ledger.in_doubt.update(ids)
+                ledger.errors['producer commit: ' + str(e).strip().splitlines()[0]] += 1
+            conn = psycopg2.connect(dsn, application_name=f'chaos-producer-{idx}')
+            cur = conn.cursor()
+    conn.close()
+
+
+class Member:
+    """One consumer thread; reconnects (a new member session) whenever its session is killed."""
+
+    def __init__(self, idx, group, dsn, ledger, stop, rnd, killable):
+        self.idx, self.group, self.dsn, self.ledger, self.stop, self.rnd = idx, group, dsn, ledger, stop, rnd
+        self.killable = killable
+        self.pid = None
+        self.drop_requested = threading.Event()
+        self.idle_polls = 0
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def connect(self):
+        conn = psycopg2.connect(self.dsn, application_name=f'chaos-{self.group}-{self.idx}')
+        conn.autocommit = True
+        cur = conn.cursor()
+        cur.execute('SELECT pg_backend_pid()')
+        self.pid = cur.fetchone()[0]
+        with self.ledger.lock:
+            self.ledger.sessions += 1
+        return conn, cur
+
+    def drop(self, conn):
+        # An abrupt loss of the connection: the socket is shut down under the client's feet.
+        try:
+            socket.socket(fileno=os.dup(conn.fileno())).shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        try:
+            conn.close()
+        except psycopg2.Error:
+            pass
+
+    def run(self):
+        conn = cur = None
+        last = {}  # partition -> last offset handed to this session (reset on a rolled-back poll)
+        while not self.stop.is_set():
+            try:
+                if conn is None:
+                    conn, cur = self.connect()
+                    last = {}
+                if self.drop_requested.is_set():
+                    self.drop_requested.clear()
+                    self.drop(conn)
+                    conn = None
+                    time.sleep(self.rnd.uniform(0.05, 0.3))
+                    continue
+                in_tx = self.killable and self.rnd.random() < 0.5
+                if in_tx:
+                    cur.execute('BEGIN')
+                cur.execute('SELECT "partition", msg_offset, value FROM pgtopic.consume_text(%s, %s, 100, 100)',
+                            (TOPIC, self.group))
+                rows = cur.fetchall()
+                before = dict(last)
+                for part, off, _ in rows:
+                    if part in last and off <= last[part]:
+                        with self.ledger.lock:
+                            self.ledger.reordered.append((self.group, self.pid, part, last[part], off))
+                    last[part] = off
+                if in_tx:
+                    if rows and self.rnd.random() < 0.1:
+                        cur.execute('ROLLBACK')   # processing failed: the same messages come again
+                        last = before
+                        with self.ledger.lock:
+                            self.ledger.consumer_rollbacks += 1
+                        continue
+                    cur.execute('SELECT pgtopic.commit(%s, %s)', (TOPIC, self.group))
+                    try:
+                        cur.execute('COMMIT')
+                    except psycopg2.Error:
+                        # Killed during COMMIT: its outcome is unknown to the client. Count the
+                        # rows as delivered (if it failed they come again, as duplicates).
+                        self.ledger.deliver(self.group, rows)
+                        raise
+                self.ledger.deliver(self.group, rows)
+                self.idle_polls = 0 if rows else self.idle_polls + 1
+            except psycopg2.Error as e:
+                with self.ledger.lock:
+                    self.ledger.errors[f'{self.group} member: ' + str(e).strip().splitlines()[0]] += 1
+                try:
+                    conn.close()
+                except Exception:
+                    pass
+                conn = None
+                time.sleep(self.rnd.uniform(0.05, 0.3))
+        if conn is not None:
+            try:
+                cur.execute('SELECT pgtopic.leave(%s, %s)', (TOPIC, self.group))
+                conn.close()
+            except psycopg2.Error:
+                pass
+
+
+def killer(dsn, members, ledger, stop, rnd):
+    conn = psycopg2.connect(dsn, application_name='chaos-killer')
+    conn.autocommit = True
+    cur = conn.cursor()
+    while not stop.wait(rnd.uniform(0.3, 1.5)):
+        m = rnd.choice(members)
+        if rnd.random() < 0.5 and m.pid is not None:
+            cur.execute('SELECT pg_terminate_backend(%s)', (m.pid,))
+            ledger.kills['pg_terminate_backend'] += 1
+        else:
+            m.drop_requested.set()
+            ledger.kills['dropped connection'] += 1
+    conn.close()
+
+
+def total_lag(dsn):
+    conn = psycopg2.connect(dsn)
+    conn.autocommit = True
+    cur = conn.cursor()
+    cur.execute('SELECT group_name, sum(lag)::bigint FROM pgtopic.consumer_lag WHERE topic = %s GROUP BY 1',
+                (TOPIC,))
+    lags = dict(cur.fetchall())
+    conn.close()
+    return lags
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    ap.add_argument('--seconds', type=float, default=30)
+    ap.add_argument('--producers', type=int, default=4)
+    ap.add_argument('--consumers', type=int, default=3)
+    ap.add_argument('--partitions', type=int, default=4)
+    ap.add_argument('--seed', type=int, default=1)
+    ap.add_argument('--dir', default='/tmp/pgtopic-chaos')
+    ap.add_argument('--port', type=int, default=55443)
+    ap.add_argument('--bindir', default='/usr/lib/postgresql/15/bin')
+    ap.add_argument('--dsn', help='use this server instead of starting one (pgtopic installed and preloaded)')
+    ap.add_argument('--drain-timeout', type=float, default=120)
+    a = ap.parse_args()
+
+    server = None
+    if a.dsn:
+        dsn = a.dsn
+    else:
+        server = Server(a.bindir, a.dir, a.port)
+        dsn = server.start()
+    try:
+        return run(a, dsn, server)
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def run(a, dsn, server):
+    setup = psycopg2.connect(dsn)
+    setup.autocommit = True
+    cur = setup.cursor()
+    cur.execute('SET client_min_messages = warning')
+    cur.execute('CREATE EXTENSION IF NOT EXISTS pgtopic')
+    cur.execute('SELECT 1 FROM pgtopic.topics WHERE topic = %s', (TOPIC,))
+    if cur.fetchone():
+        cur.execute('SELECT pgtopic.drop_topic(%s)', (TOPIC,))
+    # Small segments, so that the run also crosses many segment boundaries.
+    cur.execute('SELECT pgtopic.create_topic(%s, %s, segment_size => 5000)', (TOPIC, a.partitions))
+    setup.close()
+
+    master = random.Random(a.seed)
+    ledger = Ledger()
+    stop_producers, stop_killer, stop_consumers = threading.Event(), threading.Event(), threading.Event()
+    members = [Member(i, MAIN, dsn, ledger, stop_consumers, random.Random(master.random()), True)
+               for i in range(a.consumers)]
+    witness = Member(0, WITNESS, dsn, ledger, stop_consumers, random.Random(master.random()), False)
+    for m in members + [witness]:
+        m.thread.start()
+    producers = [threading.Thread(target=producer, args=(i, dsn, ledger, stop_producers, random.Random(master.random())),
+                                  daemon=True) for i in range(a.producers)]
+    for t in producers:
+        t.start()
+    kill = threading.Thread(target=killer, args=(dsn, members, ledger, stop_killer, random.Random(master.random())),
+                            daemon=True)
+    kill.start()
+
+    start = time.time()
+    time.sleep(a.seconds)
+    stop_producers.set()
+    for t in producers:
+        t.join()
+    stop_killer.set()
+    kill.join()
+    produced_s = time.time() - start
+
+    # Final drain: every group at lag 0 and every acknowledged message delivered to both groups.
+    deadline = time.time() + a.drain_timeout
+    while time.time() < deadline:
+        lags = total_lag(dsn)
+        with ledger.lock:
+            done = all(ledger.acked <= set(ledger.delivered[g]) for g in (MAIN, WITNESS))
+        if done and lags.get(MAIN) == 0 and lags.get(WITNESS) == 0 \
+                and all(m.idle_polls >= 2 for m in members + [witness]):
+            break
+        time.sleep(0.2)
+    stop_consumers.set()
+    for m in members + [witness]:
+        m.thread.join(timeout=10)
+    drain_s = time.time() - start - produced_s
+    lags = total_lag(dsn)
+
+    # Per key: along the witness's view of each partition (in offset order), each producer's
+    # messages of one key must keep the order they were produced in.
+    key_order = 0
+    last_seq = {}
+    for part, off, value in sorted(set(ledger.witness_log)):
+        prod, seq, key = value.split(':')
+        if last_seq.get((prod, key), -1) >= int(seq):
+            key_order += 1
+        last_seq[(prod, key)] = int(seq)
+
+    acked = ledger.acked
+    main_seen, witness_seen = set(ledger.delivered[MAIN]), set(ledger.delivered[WITNESS])
+    lost_main = acked - main_seen
+    lost_witness = acked - witness_seen
+    rb_delivered = (main_seen | witness_seen) & ledger.rolled_back
+    phantom = (main_seen | witness_seen) - acked - ledger.rolled_back - ledger.in_doubt
+    dup_main = sum(c - 1 for c in ledger.delivered[MAIN].values() if c > 1)
+    dup_witness = sum(c - 1 for c in ledger.delivered[WITNESS].values() if c > 1)
+    reordered = len(ledger.reordered) + key_order
+    crashes = server.crashes() if server else []
+
+    print(f'chaos: {a.seconds:g} s, producers={a.producers} consumers={a.consumers} partitions={a.partitions} '
+          f'seed={a.seed}; transactions committed={ledger.committed_tx} rolled_back={ledger.rolled_back_tx} '
+          f'held_open={ledger.held_tx}; kills={dict(ledger.kills)} member_sessions={ledger.sessions} '
+          f'consumer_rollbacks={ledger.consumer_rollbacks}; drain {drain_s:.1f} s')
+    print(f'chaos: acknowledged={len(acked)} rolled_back_msgs={len(ledger.rolled_back)} in_doubt={len(ledger.in_doubt)} '
+          f'delivered_main={sum(ledger.delivered[MAIN].values())} (distinct {len(main_seen)}) '
+          f'delivered_witness={sum(ledger.delivered[WITNESS].values())} (distinct {len(witness_seen)}) '
+          f'lost={len(lost_main) + len(lost_witness)} duplicated={dup_main + dup_witness} '
+          f'(main {dup_main}, witness {dup_witness}) reordered={reordered} '
+          f'rolled_back_delivered={len(rb_delivered)} phantom={len(phantom)} offset_mismatch={len(ledger.mismatch)} '
+          f'final_lag={lags} crashes={len(crashes)}')
+    for what, n in ledger.errors.most_common(8):
+        print(f'  client error x{n}: {what}')
+    for label, items in (('lost (main)', sorted(lost_main)), ('lost (witness)', sorted(lost_witness)),
+                         ('rolled back but delivered', sorted(rb_delivered)), ('phantom', sorted(phantom)),
+                         ('reordered', ledger.reordered), ('offset mismatch', ledger.mismatch), ('crash', crashes)):
+        if items:
+            print(f'  {label}: {len(items)}, e.g. {items[:5]}')
+
+    failed = (lost_main or lost_witness or reordered or rb_delivered or phantom or ledger.mismatch or crashes
+              or dup_witness or lags.get(MAIN) != 0 or lags.get(WITNESS) != 0 or not acked
+              or sum(ledger.kills.values()) == 0)
+    print('chaos: ' + ('FAIL' if failed else 'ok'))
+    return 1 if failed else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
