@@ -100,6 +100,7 @@ class Ledger:
         self.witness_log = []       # (partition, offset, id) in the witness's delivery order
         self.kills = collections.Counter()
         self.consumer_rollbacks = 0
+        self.restarts = 0           # a session's stream went back over messages delivered before
         self.sessions = 0
         self.errors = collections.Counter()
 
@@ -213,10 +214,16 @@ class Member:
                             (TOPIC, self.group))
                 rows = cur.fetchall()
                 before = dict(last)
-                for part, off, _ in rows:
+                for part, off, value in rows:
                     if part in last and off <= last[part]:
+                        # Going back is a redelivery when the message was delivered before (the
+                        # partition came back to this session after an owner's uncommitted poll);
+                        # a message seen for the first time below one already seen is reordered.
                         with self.ledger.lock:
-                            self.ledger.reordered.append((self.group, self.pid, part, last[part], off))
+                            if self.ledger.delivered[self.group][value] > 0:
+                                self.ledger.restarts += 1
+                            else:
+                                self.ledger.reordered.append((self.group, self.pid, part, last[part], off))
                     last[part] = off
                 if in_tx:
                     if rows and self.rnd.random() < 0.1:
@@ -383,7 +390,7 @@ def run(a, dsn, server):
     print(f'chaos: {a.seconds:g} s, producers={a.producers} consumers={a.consumers} partitions={a.partitions} '
           f'seed={a.seed}; transactions committed={ledger.committed_tx} rolled_back={ledger.rolled_back_tx} '
           f'held_open={ledger.held_tx}; kills={dict(ledger.kills)} member_sessions={ledger.sessions} '
-          f'consumer_rollbacks={ledger.consumer_rollbacks}; drain {drain_s:.1f} s')
+          f'consumer_rollbacks={ledger.consumer_rollbacks} redelivery_restarts={ledger.restarts}; drain {drain_s:.1f} s')
     print(f'chaos: acknowledged={len(acked)} rolled_back_msgs={len(ledger.rolled_back)} in_doubt={len(ledger.in_doubt)} '
           f'delivered_main={sum(ledger.delivered[MAIN].values())} (distinct {len(main_seen)}) '
           f'delivered_witness={sum(ledger.delivered[WITNESS].values())} (distinct {len(witness_seen)}) '
