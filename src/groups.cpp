@@ -86,6 +86,10 @@ struct Membership {
     bool touched;
     int n_saved;
     OwnedPartition *saved;
+    // partitions a rebalance inside a transaction block gave away: still locked until COMMIT
+    // (released then), taken back on ROLLBACK, so the surrender and its offset commit are atomic
+    int n_releasing;
+    int32 *releasing;
 };
 
 MemoryContext groups_context = nullptr;
@@ -163,8 +167,36 @@ void restore_saved(Membership &m)
     }
 }
 
+// The transaction's rebalance gave these partitions away; its locks are still held. ROLLBACK:
+// they are this member's again, as they were (their offset commit was rolled back too). COMMIT:
+// released now, when the next owner can read the committed offsets.
+void end_releasing(Membership &m, bool aborted)
+{
+    for (int k = 0; k < m.n_releasing; k++) {
+        int32 p = m.releasing[k];
+        if (aborted) {
+            OwnedPartition o{p, false, 0, -1};
+            for (int j = 0; j < m.n_saved; j++)
+                if (m.saved[j].partition == p)
+                    o = m.saved[j];
+            m.owned[m.n_owned++] = o;
+        } else {
+            LOCKTAG tag = owner_tag(m.group_id, p);
+            (void) LockRelease(&tag, ExclusiveLock, true);
+        }
+    }
+    m.n_releasing = 0;
+}
+
 void xact_callback(XactEvent event, void *)
 {
+    if (event == XACT_EVENT_PREPARE) {
+        // The prepared transaction holds the offset commit; the surrendered partitions go now.
+        for (Membership &m : memberships)
+            if (m.in_use)
+                end_releasing(m, false);
+        return;
+    }
     if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT && event != XACT_EVENT_PARALLEL_COMMIT &&
         event != XACT_EVENT_PARALLEL_ABORT)
         return;
@@ -174,6 +206,7 @@ void xact_callback(XactEvent event, void *)
             continue;
         if (aborted && m.touched)
             restore_saved(m);
+        end_releasing(m, aborted);
         if (aborted && m.created_in_xact)
             m.stale = true;
         m.touched = false;
@@ -220,14 +253,18 @@ void ensure_capacity(Membership &m, int partitions)
     int cap = Max(partitions, 8);
     auto *owned = static_cast<OwnedPartition *>(MemoryContextAllocZero(groups_context, sizeof(OwnedPartition) * cap));
     auto *saved = static_cast<OwnedPartition *>(MemoryContextAllocZero(groups_context, sizeof(OwnedPartition) * cap));
+    auto *releasing = static_cast<int32 *>(MemoryContextAllocZero(groups_context, sizeof(int32) * cap));
     if (m.owned != nullptr) {
         memcpy(owned, m.owned, sizeof(OwnedPartition) * m.n_owned);
         memcpy(saved, m.saved, sizeof(OwnedPartition) * m.n_saved);
+        memcpy(releasing, m.releasing, sizeof(int32) * m.n_releasing);
         pfree(m.owned);
         pfree(m.saved);
+        pfree(m.releasing);
     }
     m.owned = owned;
     m.saved = saved;
+    m.releasing = releasing;
     m.cap_owned = cap;
 }
 
@@ -247,12 +284,14 @@ void release_all(Membership &m)
         LOCKTAG tag = owner_tag(m.group_id, m.owned[i].partition);
         (void) LockRelease(&tag, ExclusiveLock, true);
     }
+    end_releasing(m, false);
     LOCKTAG tag = member_tag(m.group_id);
     (void) LockRelease(&tag, ShareLock, true);
     registry_clear_slot(m.registry_slot);
     if (m.owned != nullptr) {
         pfree(m.owned);
         pfree(m.saved);
+        pfree(m.releasing);
     }
     m = Membership{};
 }
@@ -577,13 +616,20 @@ void rebalance(Membership &m, const Topic &topic)
     int quota = P / M + (rank < P % M ? 1 : 0);
 
     // Above the share: give back the highest partitions (their offsets were committed first).
+    // Inside a transaction block the lock is kept until COMMIT (end_releasing): a ROLLBACK also
+    // undoes that offset commit, and a next owner starting from the older offset would get the
+    // messages again. Outside one, the statement's own commit follows at once.
     while (m.n_owned > quota) {
         int highest = 0;
         for (int i = 1; i < m.n_owned; i++)
             if (m.owned[i].partition > m.owned[highest].partition)
                 highest = i;
-        LOCKTAG tag = owner_tag(m.group_id, m.owned[highest].partition);
-        (void) LockRelease(&tag, ExclusiveLock, true);
+        if (IsTransactionBlock()) {
+            m.releasing[m.n_releasing++] = m.owned[highest].partition;
+        } else {
+            LOCKTAG tag = owner_tag(m.group_id, m.owned[highest].partition);
+            (void) LockRelease(&tag, ExclusiveLock, true);
+        }
         drop_owned(m, highest);
     }
 
