@@ -174,12 +174,8 @@ Topic lookup_topic(text *name, LOCKMODE lockmode)
             topic.max_message_bytes = max_message_bytes;
 
         uint64 generation = topic_cache_generation;
-        char relname[NAMEDATALEN];
-        snprintf(relname, sizeof relname, "topic_%d", topic.id);
-        topic.root_relid = get_relname_relid(relname, data_namespace());
-        if (OidIsValid(topic.root_relid))
-            LockRelationOid(topic.root_relid, lockmode);
-        bool present = OidIsValid(topic.root_relid) && SearchSysCacheExists1(RELOID, ObjectIdGetDatum(topic.root_relid));
+        topic.root_relid = lock_topic_root(topic.id, lockmode);
+        bool present = OidIsValid(topic.root_relid);
         // A cached row that changed meanwhile (alter_topic or drop_topic committed while we
         // waited for the lock, or just before): read the catalog again.
         if (attempt == 0 && ((cached && !present) || generation != topic_cache_generation))

@@ -154,17 +154,20 @@ void exit_callback(int, Datum)
 }
 
 // Nothing here may fail (commit/abort callbacks): only local memory is touched.
+// The partition's state when the transaction first touched the membership; a partition acquired
+// in the transaction has none: reload it from the catalog.
+OwnedPartition saved_state(const Membership &m, int32 partition)
+{
+    for (int j = 0; j < m.n_saved; j++)
+        if (m.saved[j].partition == partition)
+            return m.saved[j];
+    return OwnedPartition{partition, false, 0, -1};
+}
+
 void restore_saved(Membership &m)
 {
-    for (int i = 0; i < m.n_owned; i++) {
-        OwnedPartition &o = m.owned[i];
-        o.position_valid = false;  // acquired in the aborted transaction: reload from the catalog
-        for (int j = 0; j < m.n_saved; j++)
-            if (m.saved[j].partition == o.partition) {
-                o = m.saved[j];
-                break;
-            }
-    }
+    for (int i = 0; i < m.n_owned; i++)
+        m.owned[i] = saved_state(m, m.owned[i].partition);
 }
 
 // The transaction's rebalance gave these partitions away; its locks are still held. ROLLBACK:
@@ -175,11 +178,7 @@ void end_releasing(Membership &m, bool aborted)
     for (int k = 0; k < m.n_releasing; k++) {
         int32 p = m.releasing[k];
         if (aborted) {
-            OwnedPartition o{p, false, 0, -1};
-            for (int j = 0; j < m.n_saved; j++)
-                if (m.saved[j].partition == p)
-                    o = m.saved[j];
-            m.owned[m.n_owned++] = o;
+            m.owned[m.n_owned++] = saved_state(m, p);
         } else {
             LOCKTAG tag = owner_tag(m.group_id, p);
             (void) LockRelease(&tag, ExclusiveLock, true);

@@ -116,13 +116,17 @@ int32 partition_for_key(Datum key, int32 partitions);
 
 // ---- segments and storage (segments.cpp) ------------------------------------------------
 Oid data_namespace();
+// The topic's storage root (pgtopic_data.topic_<id>), locked in `lockmode`; InvalidOid if the
+// topic is gone (also when drop_topic committed while we waited for the lock).
+Oid lock_topic_root(int32 topic_id, LOCKMODE lockmode);
 Oid segment_relid(const Topic &topic, int32 partition, int64 segment);
 // The segment's relation, created first (by a background worker, or in this transaction as
 // a fallback) when it does not exist yet.
 Oid ensure_segment(const Topic &topic, int32 partition, int64 segment);
 // Starts creating the segment after `segment` in the background if it is missing.
 void prepare_next_segment(const Topic &topic, int32 partition, int64 segment);
-// max(msg_offset)+1 and min(msg_offset) of a partition as stored (NULLs as -1).
+// Where a partition's offsets resume after a restart: above every stored message and every
+// committed group offset.
 int64 stored_next_offset(const Topic &topic, int32 partition);
 // Kafka's log start offset: the base offset of the partition's lowest segment, or the last
 // stable offset when that is lower or no segment exists. Never the first *visible* message: an

@@ -104,34 +104,17 @@ int64 query_int64(const char *sql, int nargs, Oid *argtypes, Datum *values)
     return result;
 }
 
-// The lowest or highest stored offset of a partition, -1 if it holds none. An ordered scan of
-// the segments' primary keys ("partition", msg_offset), which min()/max() over the partition's
-// table would not use (it read every row: 10 ms per 40,000 messages when a group started).
-int64 stored_offset(const Topic &topic, int32 partition, bool highest)
+// The highest stored offset of a partition, -1 if it holds none. An ordered scan of the
+// segments' primary keys ("partition", msg_offset), which max() over the partition's table would
+// not use (it read every row: 10 ms per 40,000 messages).
+int64 stored_last_offset(const Topic &topic, int32 partition)
 {
     char sql[256];
     snprintf(sql, sizeof sql,
              "SELECT (SELECT msg_offset FROM pgtopic_data.topic_%d_p%d WHERE \"partition\" = %d "
-             "ORDER BY msg_offset %s LIMIT 1)",
-             topic.id, partition, partition, highest ? "DESC" : "ASC");
+             "ORDER BY msg_offset DESC LIMIT 1)",
+             topic.id, partition, partition);
     return query_int64(sql, 0, nullptr, nullptr);
-}
-
-// Locks the topic's storage root before anything under it, in the order drop_topic locks (the
-// root, then its partitions and segments); otherwise a creator holding a partition while it waits
-// for the root deadlocks with a concurrent drop_topic. False if the topic is gone.
-bool lock_topic_storage(int32 topic_id)
-{
-    Oid ns = get_namespace_oid("pgtopic_data", true);
-    if (!OidIsValid(ns))
-        return false;
-    char relname[NAMEDATALEN];
-    snprintf(relname, sizeof relname, "topic_%d", topic_id);
-    Oid root = get_relname_relid(relname, ns);
-    if (!OidIsValid(root))
-        return false;
-    LockRelationOid(root, AccessShareLock);
-    return SearchSysCacheExists1(RELOID, ObjectIdGetDatum(root));
 }
 
 void segment_worker(void *arg)
@@ -144,7 +127,10 @@ void segment_worker(void *arg)
     SetCurrentStatementStartTimestamp();
     StartTransactionCommand();
     pgstat_report_activity(STATE_RUNNING, "pgtopic: creating a segment");
-    bool present = OidIsValid(get_namespace_oid("pgtopic", true)) && lock_topic_storage(request.topic_id);
+    // The topic's root first, in the order drop_topic locks (the root, then its partitions and
+    // segments): a creator holding a partition while it waits for the root deadlocks with it.
+    bool present = OidIsValid(get_namespace_oid("pgtopic", true)) &&
+                   OidIsValid(lock_topic_root(request.topic_id, AccessShareLock));
     PushActiveSnapshot(GetTransactionSnapshot());
     if (present)
         create_segment_here(request.topic_id, request.partition, request.segment);
@@ -158,6 +144,21 @@ void segment_worker(void *arg)
 Oid data_namespace()
 {
     return get_namespace_oid("pgtopic_data", false);
+}
+
+Oid lock_topic_root(int32 topic_id, LOCKMODE lockmode)
+{
+    Oid ns = get_namespace_oid("pgtopic_data", true);
+    if (!OidIsValid(ns))
+        return InvalidOid;
+    char relname[NAMEDATALEN];
+    snprintf(relname, sizeof relname, "topic_%d", topic_id);
+    Oid root = get_relname_relid(relname, ns);
+    if (!OidIsValid(root))
+        return InvalidOid;
+    LockRelationOid(root, lockmode);
+    // drop_topic may have committed while we waited for the lock.
+    return SearchSysCacheExists1(RELOID, ObjectIdGetDatum(root)) ? root : InvalidOid;
 }
 
 Oid segment_relid(const Topic &topic, int32 partition, int64 segment)
@@ -223,7 +224,7 @@ int64 stored_next_offset(const Topic &topic, int32 partition)
     // Above every stored message, and above every committed group offset: offsets of
     // transactions that rolled back just before a crash may have been passed by consumers (the
     // LSO moved over them), so they must not be handed out again.
-    int64 next = stored_offset(topic, partition, true) + 1;
+    int64 next = stored_last_offset(topic, partition) + 1;
     Oid argtypes[2] = {INT4OID, INT4OID};
     Datum values[2] = {Int32GetDatum(topic.id), Int32GetDatum(partition)};
     int64 committed = query_int64("SELECT max(o.committed_offset) FROM pgtopic.catalog_offsets o "
