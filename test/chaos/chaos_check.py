@@ -26,62 +26,26 @@ import argparse
 import collections
 import os
 import random
-import shutil
 import socket
-import subprocess
 import sys
 import threading
 import time
 
 import psycopg2
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
+from throwaway_server import ThrowawayServer, crash_lines  # noqa: E402
+
 TOPIC = 'chaos'
 MAIN, WITNESS = 'main', 'witness'
 
 
-def as_postgres(cmd):
-    return (['runuser', '-u', 'postgres', '--'] + cmd) if os.geteuid() == 0 else cmd
-
-
-class Server:
-    def __init__(self, bindir, directory, port):
-        self.bindir, self.dir, self.port = bindir, directory, port
-        self.data = os.path.join(directory, 'data')
-        self.log = os.path.join(directory, 'server.log')
-
-    def start(self):
-        shutil.rmtree(self.dir, ignore_errors=True)
-        os.makedirs(self.dir)
-        if os.geteuid() == 0:
-            shutil.chown(self.dir, 'postgres', 'postgres')
-        subprocess.run(as_postgres([os.path.join(self.bindir, 'initdb'), '-D', self.data, '-A', 'trust',
-                                    '-U', 'postgres', '-E', 'UTF8', '--locale=C', '--no-sync']),
-                       check=True, stdout=subprocess.DEVNULL)
-        with open(os.path.join(self.data, 'postgresql.conf'), 'a') as f:
-            f.write(f"""
-port = {self.port}
-listen_addresses = ''
-unix_socket_directories = '{self.dir}'
-shared_preload_libraries = 'pgtopic'
+SERVER_SETTINGS = """
 pgtopic.maintenance_interval = '1s'
 max_connections = 60
 log_line_prefix = '%m [%p] %e: '
 log_min_messages = warning
-""")
-        subprocess.run(as_postgres([os.path.join(self.bindir, 'pg_ctl'), '-D', self.data, '-l', self.log,
-                                    '-w', '-t', '60', 'start']), check=True, stdout=subprocess.DEVNULL)
-        return f'host={self.dir} port={self.port} dbname=postgres user=postgres'
-
-    def stop(self):
-        subprocess.run(as_postgres([os.path.join(self.bindir, 'pg_ctl'), '-D', self.data, '-m', 'fast', '-w',
-                                    'stop']), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    def crashes(self):
-        try:
-            with open(self.log, errors='replace') as f:
-                return [l.rstrip() for l in f if 'terminated by signal' in l or 'TRAP:' in l or 'PANIC:' in l]
-        except FileNotFoundError:
-            return []
+"""
 
 
 class Ledger:
@@ -303,8 +267,9 @@ def main():
     if a.dsn:
         dsn = a.dsn
     else:
-        server = Server(a.bindir, a.dir, a.port)
-        dsn = server.start()
+        server = ThrowawayServer(a.bindir, a.dir, a.port, SERVER_SETTINGS)
+        server.start()
+        dsn = server.dsn
     try:
         return run(a, dsn, server)
     finally:
@@ -385,7 +350,7 @@ def run(a, dsn, server):
     dup_main = sum(c - 1 for c in ledger.delivered[MAIN].values() if c > 1)
     dup_witness = sum(c - 1 for c in ledger.delivered[WITNESS].values() if c > 1)
     reordered = len(ledger.reordered) + key_order
-    crashes = server.crashes() if server else []
+    crashes = crash_lines(server.log)[0] if server else []
 
     print(f'chaos: {a.seconds:g} s, producers={a.producers} consumers={a.consumers} partitions={a.partitions} '
           f'seed={a.seed}; transactions committed={ledger.committed_tx} rolled_back={ledger.rolled_back_tx} '

@@ -34,14 +34,15 @@ import argparse
 import collections
 import os
 import random
-import shutil
-import subprocess
 import sys
 import time
 
 import psycopg2
 import psycopg2.extensions
 import psycopg2.extras
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
+from throwaway_server import ThrowawayServer, crash_lines  # noqa: E402
 
 # Dates, times and intervals stay text: infinity and year 294276 do not fit Python's datetime.
 for _oid, _name in ((1082, 'DATE'), (1114, 'TIMESTAMP'), (1184, 'TIMESTAMPTZ'), (1186, 'INTERVAL'),
@@ -561,30 +562,7 @@ def check_key_partition(rows, cur, sql, call):
 # server
 # ---------------------------------------------------------------------------------------------
 
-def as_postgres(cmd):
-    return (['runuser', '-u', 'postgres', '--'] + cmd) if os.geteuid() == 0 else cmd
-
-
-class Server:
-    def __init__(self, bindir, directory, port):
-        self.bindir, self.dir, self.port = bindir, directory, port
-        self.data = os.path.join(directory, 'data')
-        self.log = os.path.join(directory, 'server.log')
-
-    def start(self):
-        shutil.rmtree(self.dir, ignore_errors=True)
-        os.makedirs(self.dir)
-        if os.geteuid() == 0:
-            shutil.chown(self.dir, 'postgres', 'postgres')
-        subprocess.run(as_postgres([os.path.join(self.bindir, 'initdb'), '-D', self.data, '-A', 'trust', '-U',
-                                    'postgres', '-E', 'UTF8', '--locale=C', '--no-sync']),
-                       check=True, stdout=subprocess.DEVNULL)
-        with open(os.path.join(self.data, 'postgresql.conf'), 'a') as f:
-            f.write(f"""
-port = {self.port}
-listen_addresses = ''
-unix_socket_directories = '{self.dir}'
-shared_preload_libraries = 'pgtopic'
+SERVER_SETTINGS = f"""
 pgtopic.database = 'property'
 pgtopic.maintenance_interval = '1s'
 pgtopic.max_partitions = {MAX_PARTITIONS}
@@ -597,17 +575,7 @@ restart_after_crash = on
 log_line_prefix = '%m [%p] %e %u: '
 log_min_messages = warning
 log_min_error_statement = panic
-""")
-        subprocess.run(as_postgres([os.path.join(self.bindir, 'pg_ctl'), '-D', self.data, '-l', self.log, '-w',
-                                    '-t', '60', 'start']), check=True, stdout=subprocess.DEVNULL)
-        su = psycopg2.connect(host=self.dir, port=self.port, user='postgres', dbname='postgres')
-        su.autocommit = True
-        su.cursor().execute('CREATE DATABASE property')
-        su.close()
-
-    def stop(self):
-        subprocess.run(as_postgres([os.path.join(self.bindir, 'pg_ctl'), '-D', self.data, '-m', 'fast', '-w', 'stop']),
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+"""
 
 
 def setup_database(dsn):
@@ -684,18 +652,6 @@ class Session:
         return self.conn is None or self.conn.closed != 0
 
 
-def crash_lines(log, since):
-    """Crash, TRAP and PANIC lines of the server log after byte offset since; and the new offset."""
-    if log is None or not os.path.exists(log):
-        return [], since
-    with open(log, 'rb') as f:
-        f.seek(since)
-        data = f.read()
-    lines = [line for line in data.decode('utf-8', 'replace').splitlines()
-             if any(k in line for k in ('terminated by signal', 'terminated by exception', 'TRAP: ', 'PANIC: '))]
-    return lines, since + len(data)
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--cases', type=int, default=3000)
@@ -716,7 +672,7 @@ def main():
         su_dsn = opts.dsn
         nu_dsn = opts.dsn + ' user=' + ROLE
     else:
-        server = Server(opts.bindir, opts.dir, opts.port)
+        server = ThrowawayServer(opts.bindir, opts.dir, opts.port, SERVER_SETTINGS, database='property')
         server.start()
         su_dsn = 'host=%s port=%d dbname=property user=postgres' % (opts.dir, opts.port)
         nu_dsn = 'host=%s port=%d dbname=property user=%s' % (opts.dir, opts.port, ROLE)
