@@ -3,8 +3,10 @@
 limit (a plain table of pgtopic's row shape), on one server, in one run. bench/run starts the
 server and calls this; see docs/performance.md for the method.
 
-Throughput workloads run as pgbench custom scripts (bench/*.sql, placeholders filled in here).
-Drains, end-to-end latency and LISTEN run here (psycopg2), because they need a consumer loop.
+Throughput workloads run as pgbench custom scripts (bench/*.sql, placeholders filled in here),
+except batches bound as one binary bytea[] parameter, which pgbench cannot send: those run here
+(psycopg 3, extended protocol, prepared). Drains, end-to-end latency and LISTEN run here
+(psycopg2), because they need a consumer loop.
 Every workload of a comparison group runs in short slices, interleaved round-robin with its
 baselines, so that drift on a shared machine hits pgtopic and its baselines alike.
 """
@@ -20,10 +22,14 @@ import re
 import select
 import shutil
 import string
+import struct
 import subprocess
 import sys
 import time
 
+import psycopg
+import psycopg.adapt
+import psycopg.pq
 import psycopg2
 import psycopg2.extensions
 
@@ -244,7 +250,7 @@ def batch_scripts(tag, size, batch, topic, queue, pgq, table):
         f.writelines('0\t%s\n' % v for v in vals)
     os.chmod(copy_file, 0o644)
     return {
-        'pgtopic': render('pgtopic_produce_batch.sql', tag + '_pgtopic.sql', TOPIC=topic, ARRAY=array),
+        'literal': render('pgtopic_produce_batch.sql', tag + '_pgtopic.sql', TOPIC=topic, ARRAY=array),
         'copy': render('plain_copy.sql', tag + '_copy.sql', TABLE=table, FILE=copy_file),
         'insert': render('plain_insert_multi.sql', tag + '_insert.sql', TABLE=table, ROWS=rows_plain),
         'queue': render('queue_insert_multi.sql', tag + '_queue.sql', QUEUE=queue, ROWS=rows_queue),
@@ -292,6 +298,77 @@ def pgbench(script, clients, seconds=None, transactions=None, prepared=True, def
                     if len(parts) >= 3:
                         lat.append(int(parts[2]) / 1000.0)
     return n, (n / tps if tps > 0 else 0.0), lat
+
+
+# ---------------------------------------------------------------------------------------------
+# batches bound as one bytea[] parameter in binary (what pgbench cannot send)
+
+BYTEA_ARRAY_OID = 1001
+BYTEA_OID = 17
+
+
+def encode_bytea_array(values):
+    """A one-dimensional bytea[] in PostgreSQL's binary array format (what array_recv reads):
+    ndim, has-nulls flag, element type, length and lower bound, then length + bytes per element."""
+    out = [struct.pack('!iiIii', 1, 0, BYTEA_OID, len(values), 1)]
+    for v in values:
+        out += [struct.pack('!i', len(v)), v]
+    return b''.join(out)
+
+
+class EncodedByteaArray:
+    """A bytea[] encoded once by encode_bytea_array and sent as it is on every call, as pgbench
+    sends its script's text and COPY reads its file: the client's encoding work is not timed."""
+
+    def __init__(self, values):
+        self.data = encode_bytea_array(values)
+
+
+class EncodedByteaArrayDumper(psycopg.adapt.Dumper):
+    format = psycopg.pq.Format.BINARY
+    oid = BYTEA_ARRAY_OID
+
+    def dump(self, obj):
+        return obj.data
+
+
+def bound_client(query, params, seconds, barrier, result_q):
+    conn = psycopg.connect(host=CTX.host, port=CTX.port, dbname=CTX.db, user='postgres',
+                           application_name='bench-bound', autocommit=True)
+    conn.adapters.register_dumper(EncodedByteaArray, EncodedByteaArrayDumper)
+    cur = conn.cursor()
+    cur.execute(query, params, prepare=True)   # prepared before the clock, as pgbench -M prepared
+    lat, calls = [], 0
+    barrier.wait()
+    t0 = time.monotonic()
+    while True:
+        c0 = time.monotonic()
+        cur.execute(query, params, prepare=True)
+        c1 = time.monotonic()
+        lat.append((c1 - c0) * 1000)
+        calls += 1
+        if c1 - t0 >= seconds:
+            break
+    conn.close()
+    result_q.put((calls, c1 - t0, lat))
+
+
+def bound_slice(query, params, clients, batch):
+    """Like pgbench_slice: `clients` processes call `query` with `params` (bytea[] bound in binary,
+    one named prepared statement each) for a slice; returns (messages, seconds, latencies)."""
+    def run():
+        barrier = mp.Barrier(clients)
+        q = mp.Queue()
+        procs = [mp.Process(target=bound_client, args=(query, params, CTX.slice_s, barrier, q)) for _ in range(clients)]
+        for p in procs:
+            p.start()
+        res = [q.get() for _ in procs]
+        for p in procs:
+            p.join()
+        calls = sum(x[0] for x in res)
+        secs = max(x[1] for x in res)
+        return calls * batch, secs, [v for x in res for v in x[2]]
+    return run
 
 
 # ---------------------------------------------------------------------------------------------
@@ -449,16 +526,25 @@ def group_batch(size, batch, clients, gid='b'):
     sec = 'produce, batches'
     w = 'batch of %d, %d client%s' % (batch, clients, 's' if clients > 1 else '')
     r = {}
-    r['pgtopic'] = row('batch_%d_%d_%dc' % (size, batch, clients), sec, w + ', produce_batch', 'pgtopic', size, clients, 1, batch)
+    r['pgtopic'] = row('batch_%d_%d_%dc' % (size, batch, clients), sec, w + ', produce_batch, bytea[] bound', 'pgtopic', size, clients, 1, batch)
+    r['literal'] = row('batch_%d_%d_%dc_literal' % (size, batch, clients), sec, w + ', produce_batch, text[] literal', 'pgtopic', size, clients, 1, batch)
     r['copy'] = row('batch_%d_%d_%dc_copy' % (size, batch, clients), sec, w + ', COPY', 'plain table', size, clients, '', batch)
     r['insert'] = row('batch_%d_%d_%dc_insert' % (size, batch, clients), sec, w + ', multi-row INSERT', 'plain table', size, clients, '', batch)
     r['queue'] = row('batch_%d_%d_%dc_queue' % (size, batch, clients), sec, w + ', multi-row INSERT', 'SKIP LOCKED queue', size, clients, '', batch)
+    r['queue_bound'] = row('batch_%d_%d_%dc_queue_bound' % (size, batch, clients), sec, w + ', INSERT unnest(bytea[] bound)', 'SKIP LOCKED queue', size, clients, '', batch)
     r['pgq'] = row('batch_%d_%d_%dc_pgq' % (size, batch, clients), sec, w + ', insert_event x %d' % batch, 'PgQ', size, clients, '', batch)
-    r['pgtopic'].baselines = [r[k].key for k in ('copy', 'insert', 'queue', 'pgq')]
-    units = [(r[k], pgbench_slice(s[k], clients, batch, False)) for k in ('pgtopic', 'copy', 'insert', 'queue', 'pgq')]
+    r['pgtopic'].baselines = [r[k].key for k in ('copy', 'insert', 'queue', 'queue_bound', 'pgq')]
+    r['literal'].baselines = [r[k].key for k in ('copy', 'insert', 'queue', 'pgq')]
+    array = EncodedByteaArray([v.encode() for v in payloads(size, batch)])
+    units = [(r['pgtopic'], bound_slice('SELECT pgtopic.produce_batch(%s::text, %s)', (t1, array), clients, batch)),
+             (r['queue_bound'], bound_slice('INSERT INTO %s (payload) SELECT unnest(%%s)' % q, (array,), clients, batch))]
+    units += [(r[k], pgbench_slice(s[k], clients, batch, False)) for k in ('literal', 'copy', 'insert', 'queue', 'pgq')]
     interleave(units)
-    check(r['pgtopic'], topic_rows(t1) == topic_hw(t1) >= r['pgtopic'].msgs,
-          'stored rows %d = high watermark %d >= acknowledged %d' % (topic_rows(t1), topic_hw(t1), r['pgtopic'].msgs))
+    produced = r['pgtopic'].msgs + r['literal'].msgs
+    check(r['pgtopic'], topic_rows(t1) == topic_hw(t1) >= produced,
+          'stored rows %d = high watermark %d >= acknowledged %d' % (topic_rows(t1), topic_hw(t1), produced))
+    check(r['queue_bound'], one('SELECT count(*) FROM %s' % q) >= r['queue'].msgs + r['queue_bound'].msgs,
+          'queue rows >= acknowledged')
     check(r['copy'], one('SELECT count(*) FROM %s' % pl) >= r['copy'].msgs + r['insert'].msgs, 'plain rows >= acknowledged')
     drop_all([t1], [q, pl], [pq])
 
