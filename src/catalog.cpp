@@ -42,6 +42,13 @@ void require_args(FunctionCallInfo fcinfo, std::initializer_list<const char *> n
         require_arg(fcinfo, argno++, name);
 }
 
+void begin_materialized_result(FunctionCallInfo fcinfo)
+{
+    auto *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
+    bool expected = rsinfo != nullptr && IsA(rsinfo, ReturnSetInfo) && rsinfo->expectedDesc != nullptr;
+    InitMaterializedSRF(fcinfo, expected ? MAT_SRF_USE_EXPECTED_DESC : 0);
+}
+
 void require_nonnegative(int64 value, const char *name)
 {
     if (value < 0)

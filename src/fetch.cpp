@@ -154,7 +154,7 @@ PGTOPIC_FUNCTION(pgtopic_fetch)
     check_partition(topic, partition);
     begin_poll(max_messages);
 
-    InitMaterializedSRF(fcinfo, 0);
+    begin_materialized_result(fcinfo);
     auto *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
 
     // The LSO first, then the snapshot (see read_partition).
@@ -170,7 +170,7 @@ PGTOPIC_FUNCTION(pgtopic_partition_offsets)
     require_arg(fcinfo, 0, "topic");
     Topic topic = lookup_topic(PG_GETARG_TEXT_PP(0), AccessShareLock);
     require_any_topic_right(topic, PG_GETARG_TEXT_PP(0));
-    InitMaterializedSRF(fcinfo, 0);
+    begin_materialized_result(fcinfo);
     auto *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
     for (int32 p = 0; p < topic.partitions; p++) {
         PartitionOffsets o = partition_offsets(topic, p);

@@ -400,32 +400,52 @@ void drop_owned(Membership &m, int index)
     m.n_owned--;
 }
 
-// Upserts the committed offsets of `n` partitions of a group, as the extension's owner. One
-// statement for commit and seek, parsed and planned once per backend (a saved SPI plan): the
-// consumer's hot path pays only its execution.
-void store_offsets(int32 group_id, Datum *parts, Datum *offsets, int n)
+// Saves the statement once per backend (a saved SPI plan): the consumer's hot path pays only
+// its execution.
+SPIPlanPtr saved_plan(SPIPlanPtr &plan, const char *query)
 {
-    static SPIPlanPtr plan = nullptr;
-    InternalScope scope = internal_begin();
     if (plan == nullptr) {
         Oid argtypes[3] = {INT4OID, INT4ARRAYOID, INT8ARRAYOID};
-        SPIPlanPtr prepared = SPI_prepare(
-            "INSERT INTO pgtopic.catalog_offsets (group_id, \"partition\", committed_offset, committed_at) "
-            "SELECT $1, u.p, u.o, now() FROM unnest($2::int[], $3::bigint[]) AS u(p, o) "
-            "ON CONFLICT (group_id, \"partition\") DO UPDATE "
-            "SET committed_offset = EXCLUDED.committed_offset, committed_at = EXCLUDED.committed_at",
-            3, argtypes);
+        SPIPlanPtr prepared = SPI_prepare(query, 3, argtypes);
         if (prepared == nullptr || SPI_keepplan(prepared) != 0)
             ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not prepare the offset commit: %s",
                                                                     SPI_result_code_string(SPI_result))));
         plan = prepared;
     }
+    return plan;
+}
+
+// Stores the committed offsets of `n` partitions of a group, as the extension's owner. A member
+// has the catalog rows of the partitions it owns (load_positions made them), so this is an
+// UPDATE: no speculative insertion and no row lock record per partition, as an upsert would
+// write. A row that is gone (the group was deleted meanwhile) makes it fall back to the upsert.
+void store_offsets(int32 group_id, Datum *parts, Datum *offsets, int n)
+{
+    static SPIPlanPtr update_plan = nullptr;
+    static SPIPlanPtr upsert_plan = nullptr;
+    InternalScope scope = internal_begin();
     Datum values[3] = {Int32GetDatum(group_id),
                        PointerGetDatum(construct_array(parts, n, INT4OID, 4, true, TYPALIGN_INT)),
                        PointerGetDatum(construct_array(offsets, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE))};
-    int rc = SPI_execute_plan(plan, values, nullptr, false, 0);
-    if (rc != SPI_OK_INSERT)
+    int rc = SPI_execute_plan(saved_plan(update_plan,
+                                         "UPDATE pgtopic.catalog_offsets AS c "
+                                         "SET committed_offset = u.o, committed_at = now() "
+                                         "FROM unnest($2::int[], $3::bigint[]) AS u(p, o) "
+                                         "WHERE c.group_id = $1 AND c.\"partition\" = u.p"),
+                              values, nullptr, false, 0);
+    if (rc != SPI_OK_UPDATE)
         ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not store the group's offsets")));
+    if (SPI_processed < static_cast<uint64>(n)) {
+        rc = SPI_execute_plan(saved_plan(upsert_plan,
+                                         "INSERT INTO pgtopic.catalog_offsets (group_id, \"partition\", committed_offset, "
+                                         "committed_at) SELECT $1, u.p, u.o, now() FROM unnest($2::int[], $3::bigint[]) "
+                                         "AS u(p, o) ON CONFLICT (group_id, \"partition\") DO UPDATE "
+                                         "SET committed_offset = EXCLUDED.committed_offset, "
+                                         "committed_at = EXCLUDED.committed_at"),
+                              values, nullptr, false, 0);
+        if (rc != SPI_OK_INSERT)
+            ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not store the group's offsets")));
+    }
     internal_end(scope);
 }
 
@@ -801,7 +821,7 @@ PGTOPIC_FUNCTION(pgtopic_consume)
     rebalance(m, topic);
     load_positions(m, topic);
 
-    InitMaterializedSRF(fcinfo, 0);
+    begin_materialized_result(fcinfo);
     auto *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
     // Long poll: sleep on the topic's condition variable, which every producer transaction on
     // the topic broadcasts when it ends; prepare to sleep before looking, so no wake-up is lost.
@@ -912,7 +932,7 @@ PGTOPIC_FUNCTION(pgtopic_seek)
 // Registry rows of every backend, for the group_members and consumer_lag views.
 PGTOPIC_FUNCTION(pgtopic_members)
 {
-    InitMaterializedSRF(fcinfo, 0);
+    begin_materialized_result(fcinfo);
     auto *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
     for (int b = 0; b < MaxBackends; b++) {
         BackendMembers *bm = &registry[b];

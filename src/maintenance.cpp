@@ -36,6 +36,23 @@ bool extension_present()
     return OidIsValid(get_extension_oid("pgtopic", true));
 }
 
+// The topic id of a storage root table (pgtopic_data.topic_<id>), or -1 when the relation is
+// gone or is not one (a topic dropped since its producers committed).
+int32 topic_id_of_root(Oid relid, Oid data_ns)
+{
+    if (get_rel_namespace(relid) != data_ns)
+        return -1;
+    char *name = get_rel_name(relid);
+    int32 id = -1;
+    int used = 0;
+    if (name == nullptr || sscanf(name, "topic_%d%n", &id, &used) != 1 || name[used] != '\0')
+        return -1;
+    return id;
+}
+
+// One NOTIFY pgtopic, '<topic>' per topic that had producer commits since the last pass. The
+// cost follows the topics notified, not the topics that exist: each storage table is mapped to
+// its topic id through the relation cache, and the names are read by primary key.
 void send_notifications()
 {
     Oid relids[MAX_NOTIFY];
@@ -45,23 +62,28 @@ void send_notifications()
     SetCurrentStatementStartTimestamp();
     StartTransactionCommand();
     PushActiveSnapshot(GetTransactionSnapshot());
-    if (extension_present()) {
-        Datum *values = static_cast<Datum *>(palloc(sizeof(Datum) * n));
-        for (int i = 0; i < n; i++)
-            values[i] = ObjectIdGetDatum(relids[i]);
-        Oid argtypes[1] = {OIDARRAYOID};
-        Datum args[1] = {PointerGetDatum(construct_array(values, n, OIDOID, sizeof(Oid), true, TYPALIGN_INT))};
-        SPI_connect();
-        int rc = SPI_execute_with_args(
-            "SELECT t.topic FROM pgtopic.catalog_topics t "
-            "WHERE to_regclass(format('pgtopic_data.%I', 'topic_' || t.topic_id))::oid = ANY ($1)",
-            1, argtypes, args, nullptr, true, 0);
-        if (rc == SPI_OK_SELECT)
-            for (uint64 i = 0; i < SPI_processed; i++) {
-                char *topic = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
-                Async_Notify("pgtopic", topic);
-            }
-        SPI_finish();
+    Oid data_ns = extension_present() ? get_namespace_oid("pgtopic_data", true) : InvalidOid;
+    if (OidIsValid(data_ns)) {
+        Datum *ids = static_cast<Datum *>(palloc(sizeof(Datum) * n));
+        int n_ids = 0;
+        for (int i = 0; i < n; i++) {
+            int32 id = topic_id_of_root(relids[i], data_ns);
+            if (id >= 0)
+                ids[n_ids++] = Int32GetDatum(id);
+        }
+        if (n_ids > 0) {
+            Oid argtypes[1] = {INT4ARRAYOID};
+            Datum args[1] = {PointerGetDatum(construct_array(ids, n_ids, INT4OID, 4, true, TYPALIGN_INT))};
+            SPI_connect();
+            int rc = SPI_execute_with_args("SELECT topic FROM pgtopic.catalog_topics WHERE topic_id = ANY ($1)", 1,
+                                           argtypes, args, nullptr, true, 0);
+            if (rc == SPI_OK_SELECT)
+                for (uint64 i = 0; i < SPI_processed; i++) {
+                    char *topic = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+                    Async_Notify("pgtopic", topic);
+                }
+            SPI_finish();
+        }
     }
     PopActiveSnapshot();
     CommitTransactionCommand();

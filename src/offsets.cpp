@@ -371,7 +371,7 @@ using namespace pgtopic;
 // The in-flight producer transactions of this database, for the lso_holders view.
 PGTOPIC_FUNCTION(pgtopic_inflight)
 {
-    InitMaterializedSRF(fcinfo, 0);
+    begin_materialized_result(fcinfo);
     auto *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
     LWLockAcquire(shared->hash_lock, LW_SHARED);
     HASH_SEQ_STATUS status;

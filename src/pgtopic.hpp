@@ -41,6 +41,10 @@ void check_partition(const Topic &topic, int32 partition);
 void require_arg(FunctionCallInfo fcinfo, int argno, const char *name);
 // The same for arguments 0, 1, ... named in order.
 void require_args(FunctionCallInfo fcinfo, std::initializer_list<const char *> names);
+// Starts a set-returning function's result in materialize mode. Its row type comes from the
+// caller's expected descriptor when there is one (a function scan: no look-up of the function's
+// OUT parameters on every call), else from the function's declaration.
+void begin_materialized_result(FunctionCallInfo fcinfo);
 // 22023 "<name> must not be negative".
 void require_nonnegative(int64 value, const char *name);
 

@@ -196,7 +196,7 @@ Datum produce_one(FunctionCallInfo fcinfo, ValueKind kind)
 
     int64 offset = write_partition(topic, m.partition, &m, 1, GetCurrentTimestamp());
 
-    InitMaterializedSRF(fcinfo, 0);
+    begin_materialized_result(fcinfo);
     auto *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
     Datum values[2] = {Int32GetDatum(m.partition), Int64GetDatum(offset)};
     bool nulls[2] = {false, false};

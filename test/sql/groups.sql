@@ -91,3 +91,11 @@ SELECT "partition", committed_offset FROM pgtopic.consumer_lag WHERE group_name 
 -- drop_topic drops the groups and their offsets
 SELECT pgtopic.drop_topic('events');
 SELECT count(*) FROM pgtopic.catalog_groups g WHERE NOT EXISTS (SELECT 1 FROM pgtopic.catalog_topics t WHERE t.topic_id = g.topic_id);
+
+-- seek by a group that never consumed: the offset row is made (upsert), then moved (update)
+SELECT pgtopic.seek('g2', 'seek_only', 1, 1);
+SELECT "partition", committed_offset FROM pgtopic.catalog_offsets JOIN pgtopic.catalog_groups USING (group_id)
+ WHERE group_name = 'seek_only';
+SELECT pgtopic.seek('g2', 'seek_only', 1, 0);
+SELECT "partition", committed_offset FROM pgtopic.catalog_offsets JOIN pgtopic.catalog_groups USING (group_id)
+ WHERE group_name = 'seek_only';
