@@ -12,6 +12,13 @@
 //
 // and every offset below the LSO belongs to a transaction that has ended: committed (and
 // visible to any snapshot taken after the LSO was read) or aborted (a gap forever).
+//
+// With a synchronous standby the callback also runs after the standby confirmed the commit,
+// except when the wait for it was cut short because this backend is being terminated or the
+// postmaster died: then the commit may exist here only, and a failover would lose it and hand
+// its offsets out again. Such a commit keeps its registration (the LSO stays below it) until the
+// backend exits; if the postmaster is dead it keeps it for good, so a consumer still running on
+// the dying server never reads it.
 #include "guard.hpp"
 #include "pgtopic.hpp"
 
@@ -118,12 +125,21 @@ void release_my_slots(bool committed)
         SetLatch(shared->maintenance_latch);
 }
 
+// SyncRepWaitForLSN stops waiting for the synchronous standby, and lets the commit through,
+// when the backend is told to die or the postmaster is gone.
+bool commit_may_be_unreplicated()
+{
+    return my_slot_count > 0 && (ProcDiePending || !PostmasterIsAlive());
+}
+
 // Nothing here may fail: an ERROR in a commit/abort callback is a PANIC.
 void xact_callback(XactEvent event, void *)
 {
     switch (event) {
     case XACT_EVENT_COMMIT:
     case XACT_EVENT_PARALLEL_COMMIT:
+        if (commit_may_be_unreplicated())
+            break;  // released by exit_callback (or never, if the postmaster is gone)
         release_my_slots(true);
         break;
     case XACT_EVENT_ABORT:
@@ -145,7 +161,8 @@ void xact_callback(XactEvent event, void *)
 
 void exit_callback(int, Datum)
 {
-    release_my_slots(false);
+    if (PostmasterIsAlive())
+        release_my_slots(false);
 }
 
 PartitionState *find_partition(const PartitionKey &key)
