@@ -72,11 +72,18 @@ void send_notifications()
                 ids[n_ids++] = Int32GetDatum(id);
         }
         if (n_ids > 0) {
+            // Parsed and planned once (passes run up to every notify_interval while producers commit).
+            static SPIPlanPtr plan = nullptr;
             Oid argtypes[1] = {INT4ARRAYOID};
             Datum args[1] = {PointerGetDatum(construct_array(ids, n_ids, INT4OID, 4, true, TYPALIGN_INT))};
             SPI_connect();
-            int rc = SPI_execute_with_args("SELECT topic FROM pgtopic.catalog_topics WHERE topic_id = ANY ($1)", 1,
-                                           argtypes, args, nullptr, true, 0);
+            if (plan == nullptr) {
+                SPIPlanPtr prepared =
+                    SPI_prepare("SELECT topic FROM pgtopic.catalog_topics WHERE topic_id = ANY ($1)", 1, argtypes);
+                if (prepared != nullptr && SPI_keepplan(prepared) == 0)
+                    plan = prepared;
+            }
+            int rc = plan == nullptr ? SPI_ERROR_ARGUMENT : SPI_execute_plan(plan, args, nullptr, true, 0);
             if (rc == SPI_OK_SELECT)
                 for (uint64 i = 0; i < SPI_processed; i++) {
                     char *topic = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
