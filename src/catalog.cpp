@@ -72,7 +72,7 @@ namespace {
 // sends a relcache invalidation for it on every change, which empties every session's cache.
 struct TopicCacheEntry {
     char name[TOPIC_NAME_MAX + 1];  // hash key
-    Topic topic;                    // root_relid is looked up again (and locked) on every call
+    Topic topic;                    // root_relid: set once a call has locked it, checked on every call
 };
 
 HTAB *topic_cache = nullptr;
@@ -181,7 +181,18 @@ Topic lookup_topic(text *name, LOCKMODE lockmode)
             topic.max_message_bytes = max_message_bytes;
 
         uint64 generation = topic_cache_generation;
-        topic.root_relid = lock_topic_root(topic.id, lockmode);
+        const bool root_cached = cached && OidIsValid(topic.root_relid);
+        if (root_cached) {
+            // The storage table this session locked before: lock it by OID and check it is
+            // still there (drop_topic also empties the cache, through the trigger).
+            LockRelationOid(topic.root_relid, lockmode);
+            if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(topic.root_relid))) {
+                UnlockRelationOid(topic.root_relid, lockmode);
+                topic.root_relid = InvalidOid;
+            }
+        } else {
+            topic.root_relid = lock_topic_root(topic.id, lockmode);
+        }
         bool present = OidIsValid(topic.root_relid);
         // A cached row that changed meanwhile (alter_topic or drop_topic committed while we
         // waited for the lock, or just before): read the catalog again.
@@ -191,6 +202,13 @@ Topic lookup_topic(text *name, LOCKMODE lockmode)
             ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
                             errmsg("topic \"%s\" does not exist", text_to_cstring(name)),
                             errdetail("It was dropped by a concurrent transaction.")));
+        if (!root_cached && topic_cache != nullptr && generation == topic_cache_generation) {
+            char k[TOPIC_NAME_MAX + 1];
+            topic_cache_key(name, k);
+            auto *e = static_cast<TopicCacheEntry *>(hash_search(topic_cache, k, HASH_FIND, nullptr));
+            if (e != nullptr && e->topic.id == topic.id)
+                e->topic.root_relid = topic.root_relid;
+        }
         return topic;
     }
 }

@@ -141,14 +141,56 @@ void segment_worker(void *arg)
 
 }  // namespace
 
+namespace {
+
+// The OID of pgtopic_data, kept until a schema changes (DROP and CREATE EXTENSION make a new
+// one): every produce and read looks its segments up by name in it.
+Oid cached_data_ns = InvalidOid;
+bool data_ns_callback_registered = false;
+
+void forget_data_namespace(Datum, int, uint32)
+{
+    cached_data_ns = InvalidOid;
+}
+
+Oid find_data_namespace(bool missing_ok)
+{
+    if (OidIsValid(cached_data_ns))
+        return cached_data_ns;
+    if (!data_ns_callback_registered) {
+        CacheRegisterSyscacheCallback(NAMESPACEOID, forget_data_namespace, Datum(0));
+        data_ns_callback_registered = true;
+    }
+    cached_data_ns = get_namespace_oid("pgtopic_data", missing_ok);
+    return cached_data_ns;
+}
+
+// Per partition (direct-mapped), the last segment whose successor this backend has seen: a
+// producer in the second half of a segment looks the next one up once, not on every call.
+struct NextSegmentSeen {
+    Oid root;
+    int32 partition;
+    int64 segment;
+};
+constexpr int NEXT_SEEN_SLOTS = 64;
+NextSegmentSeen next_seen[NEXT_SEEN_SLOTS];
+
+NextSegmentSeen &next_seen_slot(Oid root, int32 partition)
+{
+    uint32 h = hash_combine(static_cast<uint32>(root), static_cast<uint32>(partition));
+    return next_seen[h % NEXT_SEEN_SLOTS];
+}
+
+}  // namespace
+
 Oid data_namespace()
 {
-    return get_namespace_oid("pgtopic_data", false);
+    return find_data_namespace(false);
 }
 
 Oid lock_topic_root(int32 topic_id, LOCKMODE lockmode)
 {
-    Oid ns = get_namespace_oid("pgtopic_data", true);
+    Oid ns = find_data_namespace(true);
     if (!OidIsValid(ns))
         return InvalidOid;
     char relname[NAMEDATALEN];
@@ -213,8 +255,13 @@ Oid ensure_segment(const Topic &topic, int32 partition, int64 segment)
 
 void prepare_next_segment(const Topic &topic, int32 partition, int64 segment)
 {
-    if (OidIsValid(segment_relid(topic, partition, segment + 1)))
+    NextSegmentSeen &seen = next_seen_slot(topic.root_relid, partition);
+    if (seen.root == topic.root_relid && seen.partition == partition && seen.segment == segment)
         return;
+    if (OidIsValid(segment_relid(topic, partition, segment + 1))) {
+        seen = NextSegmentSeen{topic.root_relid, partition, segment};
+        return;
+    }
     if (claim_segment_request(topic, partition, segment + 1))
         (void) start_segment_worker(topic, partition, segment + 1);
 }
