@@ -400,9 +400,10 @@ void drop_owned(Membership &m, int index)
     m.n_owned--;
 }
 
-// Saves the statement once per backend (a saved SPI plan): the consumer's hot path pays only
-// its execution.
-SPIPlanPtr saved_plan(SPIPlanPtr &plan, const char *query)
+// Runs one of the offset statements (group id, int[] of partitions, bigint[] of offsets),
+// prepared once per backend and kept (a saved SPI plan): the consumer's hot path pays only its
+// execution. Returns the number of rows it wrote.
+uint64 execute_offsets(SPIPlanPtr &plan, const char *query, Datum *values, int expected_rc)
 {
     if (plan == nullptr) {
         Oid argtypes[3] = {INT4OID, INT4ARRAYOID, INT8ARRAYOID};
@@ -412,13 +413,16 @@ SPIPlanPtr saved_plan(SPIPlanPtr &plan, const char *query)
                                                                     SPI_result_code_string(SPI_result))));
         plan = prepared;
     }
-    return plan;
+    if (SPI_execute_plan(plan, values, nullptr, false, 0) != expected_rc)
+        ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not store the group's offsets")));
+    return SPI_processed;
 }
 
 // Stores the committed offsets of `n` partitions of a group, as the extension's owner. A member
 // has the catalog rows of the partitions it owns (load_positions made them), so this is an
 // UPDATE: no speculative insertion and no row lock record per partition, as an upsert would
-// write. A row that is gone (the group was deleted meanwhile) makes it fall back to the upsert.
+// write. A row that is missing (seek on a partition the group never read) makes it fall back to
+// the upsert.
 void store_offsets(int32 group_id, Datum *parts, Datum *offsets, int n)
 {
     static SPIPlanPtr update_plan = nullptr;
@@ -427,25 +431,19 @@ void store_offsets(int32 group_id, Datum *parts, Datum *offsets, int n)
     Datum values[3] = {Int32GetDatum(group_id),
                        PointerGetDatum(construct_array(parts, n, INT4OID, 4, true, TYPALIGN_INT)),
                        PointerGetDatum(construct_array(offsets, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE))};
-    int rc = SPI_execute_plan(saved_plan(update_plan,
-                                         "UPDATE pgtopic.catalog_offsets AS c "
-                                         "SET committed_offset = u.o, committed_at = now() "
-                                         "FROM unnest($2::int[], $3::bigint[]) AS u(p, o) "
-                                         "WHERE c.group_id = $1 AND c.\"partition\" = u.p"),
-                              values, nullptr, false, 0);
-    if (rc != SPI_OK_UPDATE)
-        ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not store the group's offsets")));
-    if (SPI_processed < static_cast<uint64>(n)) {
-        rc = SPI_execute_plan(saved_plan(upsert_plan,
-                                         "INSERT INTO pgtopic.catalog_offsets (group_id, \"partition\", committed_offset, "
-                                         "committed_at) SELECT $1, u.p, u.o, now() FROM unnest($2::int[], $3::bigint[]) "
-                                         "AS u(p, o) ON CONFLICT (group_id, \"partition\") DO UPDATE "
-                                         "SET committed_offset = EXCLUDED.committed_offset, "
-                                         "committed_at = EXCLUDED.committed_at"),
-                              values, nullptr, false, 0);
-        if (rc != SPI_OK_INSERT)
-            ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not store the group's offsets")));
-    }
+    uint64 updated = execute_offsets(update_plan,
+                                     "UPDATE pgtopic.catalog_offsets AS c "
+                                     "SET committed_offset = u.o, committed_at = now() "
+                                     "FROM unnest($2::int[], $3::bigint[]) AS u(p, o) "
+                                     "WHERE c.group_id = $1 AND c.\"partition\" = u.p",
+                                     values, SPI_OK_UPDATE);
+    if (updated < static_cast<uint64>(n))
+        (void) execute_offsets(upsert_plan,
+                               "INSERT INTO pgtopic.catalog_offsets (group_id, \"partition\", committed_offset, "
+                               "committed_at) SELECT $1, u.p, u.o, now() FROM unnest($2::int[], $3::bigint[]) "
+                               "AS u(p, o) ON CONFLICT (group_id, \"partition\") DO UPDATE "
+                               "SET committed_offset = EXCLUDED.committed_offset, committed_at = EXCLUDED.committed_at",
+                               values, SPI_OK_INSERT);
     internal_end(scope);
 }
 

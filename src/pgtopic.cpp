@@ -83,6 +83,23 @@ void define_settings()
     MarkGUCPrefixReserved("pgtopic");
 }
 
+ProcessUtility_hook_type prev_process_utility_hook = nullptr;
+
+// Sees LISTEN pgtopic (note_listener); everything else passes through untouched.
+void process_utility(PlannedStmt *pstmt, const char *query_string, bool read_only_tree,
+                     ProcessUtilityContext context, ParamListInfo params, QueryEnvironment *query_env,
+                     DestReceiver *dest, QueryCompletion *qc)
+{
+    Node *stmt = pstmt->utilityStmt;
+    if (stmt != nullptr && IsA(stmt, ListenStmt) &&
+        strcmp(reinterpret_cast<ListenStmt *>(stmt)->conditionname, "pgtopic") == 0)
+        note_listener();
+    if (prev_process_utility_hook)
+        prev_process_utility_hook(pstmt, query_string, read_only_tree, context, params, query_env, dest, qc);
+    else
+        standard_ProcessUtility(pstmt, query_string, read_only_tree, context, params, query_env, dest, qc);
+}
+
 shmem_request_hook_type prev_shmem_request_hook = nullptr;
 shmem_startup_hook_type prev_shmem_startup_hook = nullptr;
 
@@ -119,6 +136,8 @@ void _PG_init(void)
     shmem_request_hook = pgtopic::shmem_request;
     pgtopic::prev_shmem_startup_hook = shmem_startup_hook;
     shmem_startup_hook = pgtopic::shmem_startup;
+    pgtopic::prev_process_utility_hook = ProcessUtility_hook;
+    ProcessUtility_hook = pgtopic::process_utility;
     pgtopic::offsets_init_backend_callbacks();
     pgtopic::groups_init_backend_callbacks();
     pgtopic::register_maintenance_worker();

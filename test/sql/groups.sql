@@ -85,6 +85,14 @@ SELECT count(*) FROM pgtopic.lso_holders;
 -- a new session continues where the group committed
 SELECT pgtopic.consume('g2', 'analytics', 0);  -- auto-commits the earlier batch
 \c
+-- (the old session's backend exits after the reconnect: wait until its ownership locks are gone)
+DO $$ BEGIN
+    FOR i IN 1 .. 200 LOOP
+        EXIT WHEN NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE backend_type = 'client backend'
+                                AND datname = current_database() AND pid <> pg_backend_pid());
+        PERFORM pg_sleep(0.05);
+    END LOOP;
+END $$;
 SELECT count(*) FROM pgtopic.consume('g2', 'analytics', 100);
 SELECT "partition", committed_offset FROM pgtopic.consumer_lag WHERE group_name = 'analytics' ORDER BY 1;
 

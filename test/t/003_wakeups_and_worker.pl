@@ -64,6 +64,7 @@ $node->safe_psql('postgres', q{
 });
 my $listener = $node->background_psql('postgres');
 $listener->query_safe('LISTEN pgtopic');
+my $listener_pid = $listener->query_safe('SELECT pg_backend_pid()');
 $node->safe_psql('postgres', q{SELECT pgtopic.produce('wake', 'ping')});
 my $heard = '';
 for (1 .. 50) {
@@ -85,6 +86,26 @@ $heard = $listener->query_safe('SELECT 1');
 my $count = () = $heard =~ /Asynchronous notification/g;
 cmp_ok($count, '>=', 1, 'a burst of commits is notified');
 note "a transaction of 200 produce calls produced $count notification(s)";
+$listener->quit;
+
+# The worker sends rounds only while some session has run LISTEN pgtopic (counted by a
+# ProcessUtility hook until the session exits). A new listener after the last one left, whose
+# LISTEN runs inside PL/pgSQL, is still counted and hears the next commit.
+$listener_pid =~ s/\D//g;
+$node->poll_query_until('postgres', "SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $listener_pid")
+  or die 'the first listener did not exit';
+$node->safe_psql('postgres', q{SELECT pgtopic.produce('wake', 'nobody listens')});
+$listener = $node->background_psql('postgres');
+$listener->query_safe(q{DO $$ BEGIN EXECUTE 'LISTEN pgtopic'; END $$});
+$node->safe_psql('postgres', q{SELECT pgtopic.produce('wake', 'ping again')});
+$heard = '';
+for (1 .. 50) {
+    $heard .= $listener->query_safe('SELECT 1');
+    last if $heard =~ /payload "wake"/;
+    usleep(20_000);
+}
+like($heard, qr/Asynchronous notification "pgtopic" with payload "wake" received/,
+     'a listener that joins after the last one left (LISTEN from PL/pgSQL) hears the next commit');
 $listener->quit;
 is($node->safe_psql('postgres', 'SELECT count(*) FROM public.hostile_calls'), '0',
    'the worker never called a function planted in public');
