@@ -90,16 +90,24 @@ void topic_cache_invalidate(Datum, Oid relid)
     topic_cache_generation++;
 }
 
-void topic_cache_key(text *name, char (&key)[TOPIC_NAME_MAX + 1])
+using TopicCacheKey = char[TOPIC_NAME_MAX + 1];
+
+void topic_cache_key(text *name, TopicCacheKey &key)
 {
     memset(key, 0, sizeof key);
     memcpy(key, VARDATA_ANY(name), VARSIZE_ANY_EXHDR(name));  // checked: at most 249 bytes
 }
 
+TopicCacheEntry *cached_topic(const TopicCacheKey &key)
+{
+    return topic_cache == nullptr ? nullptr
+                                  : static_cast<TopicCacheEntry *>(hash_search(topic_cache, key, HASH_FIND, nullptr));
+}
+
 // Reads the topic's row from catalog_topics with a fresh snapshot (as PostgreSQL reads its own
 // catalogs), so that what is cached is never older than the invalidations already processed.
 // Caches it when catalog_topics carries the invalidation trigger (from 0.2.0 on).
-bool read_topic_row(text *name, Topic &topic)
+bool read_topic_row(text *name, const TopicCacheKey &cache_key, Topic &topic)
 {
     Oid ns = get_namespace_oid("pgtopic", false);
     Oid catalog = get_relname_relid("catalog_topics", ns);
@@ -147,9 +155,7 @@ bool read_topic_row(text *name, Topic &topic)
         if (cached_catalog_relid != catalog)
             topic_cache_invalidate(Datum(0), InvalidOid);
         cached_catalog_relid = catalog;
-        char k[TOPIC_NAME_MAX + 1];
-        topic_cache_key(name, k);
-        auto *e = static_cast<TopicCacheEntry *>(hash_search(topic_cache, k, HASH_ENTER, nullptr));
+        auto *e = static_cast<TopicCacheEntry *>(hash_search(topic_cache, cache_key, HASH_ENTER, nullptr));
         e->topic = topic;
     }
     return found;
@@ -162,19 +168,19 @@ Topic lookup_topic(text *name, LOCKMODE lockmode)
     check_topic_name(name);
     // Changes committed by others before this point are seen (as a new statement would).
     AcceptInvalidationMessages();
+    TopicCacheKey key;
+    topic_cache_key(name, key);
 
     for (int attempt = 0;; attempt++) {
         Topic topic{};
         bool cached = false;
-        if (topic_cache != nullptr && attempt == 0) {
-            char k[TOPIC_NAME_MAX + 1];
-            topic_cache_key(name, k);
-            if (auto *e = static_cast<TopicCacheEntry *>(hash_search(topic_cache, k, HASH_FIND, nullptr))) {
+        if (attempt == 0) {
+            if (TopicCacheEntry *e = cached_topic(key)) {
                 topic = e->topic;
                 cached = true;
             }
         }
-        if (!cached && !read_topic_row(name, topic))
+        if (!cached && !read_topic_row(name, key, topic))
             ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
                             errmsg("topic \"%s\" does not exist", text_to_cstring(name))));
         if (topic.max_message_bytes < 0)
@@ -185,11 +191,8 @@ Topic lookup_topic(text *name, LOCKMODE lockmode)
         if (root_cached) {
             // The storage table this session locked before: lock it by OID and check it is
             // still there (drop_topic also empties the cache, through the trigger).
-            LockRelationOid(topic.root_relid, lockmode);
-            if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(topic.root_relid))) {
-                UnlockRelationOid(topic.root_relid, lockmode);
+            if (!lock_existing_relation(topic.root_relid, lockmode))
                 topic.root_relid = InvalidOid;
-            }
         } else {
             topic.root_relid = lock_topic_root(topic.id, lockmode);
         }
@@ -202,10 +205,8 @@ Topic lookup_topic(text *name, LOCKMODE lockmode)
             ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
                             errmsg("topic \"%s\" does not exist", text_to_cstring(name)),
                             errdetail("It was dropped by a concurrent transaction.")));
-        if (!root_cached && topic_cache != nullptr && generation == topic_cache_generation) {
-            char k[TOPIC_NAME_MAX + 1];
-            topic_cache_key(name, k);
-            auto *e = static_cast<TopicCacheEntry *>(hash_search(topic_cache, k, HASH_FIND, nullptr));
+        if (!root_cached && generation == topic_cache_generation) {
+            TopicCacheEntry *e = cached_topic(key);
             if (e != nullptr && e->topic.id == topic.id)
                 e->topic.root_relid = topic.root_relid;
         }

@@ -34,11 +34,8 @@ int64 read_segment(Oid leaf, int32 partition, int64 from, int64 below, int64 lim
 {
     // Retention may drop the segment between its look-up by name and this lock (DROP TABLE
     // holds it meanwhile): then there is nothing left to read in it.
-    LockRelationOid(leaf, AccessShareLock);
-    if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(leaf))) {
-        UnlockRelationOid(leaf, AccessShareLock);
+    if (!lock_existing_relation(leaf, AccessShareLock))
         return 0;
-    }
     Relation rel = table_open(leaf, NoLock);
     RelationGetIndexList(rel);  // fills rd_pkindex
     Oid pk = rel->rd_pkindex;

@@ -64,7 +64,7 @@ void send_notifications()
     SetCurrentStatementStartTimestamp();
     StartTransactionCommand();
     PushActiveSnapshot(GetTransactionSnapshot());
-    Oid data_ns = extension_present() ? get_namespace_oid("pgtopic_data", true) : InvalidOid;
+    Oid data_ns = extension_present() ? data_namespace(true) : InvalidOid;
     if (OidIsValid(data_ns)) {
         Datum *ids = static_cast<Datum *>(palloc(sizeof(Datum) * n));
         int n_ids = 0;

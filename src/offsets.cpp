@@ -122,7 +122,7 @@ void release_my_slots(bool committed)
         ConditionVariableBroadcast(&topic->changed);
     }
     my_slot_count = 0;
-    if (wake_worker && shared->maintenance_latch != nullptr && pg_atomic_read_u32(&shared->listeners) > 0)
+    if (wake_worker && shared->maintenance_latch != nullptr && listeners_present())
         SetLatch(shared->maintenance_latch);
 }
 

@@ -122,7 +122,11 @@ void register_maintenance_worker();
 int32 partition_for_key(Datum key, int32 partitions);
 
 // ---- segments and storage (segments.cpp) ------------------------------------------------
-Oid data_namespace();
+// pgtopic_data's OID (cached until a schema changes); InvalidOid when missing and missing_ok.
+Oid data_namespace(bool missing_ok = false);
+// Locks a relation found by an earlier look-up and checks it still exists (a DROP may have
+// committed while we waited for the lock): false, and the lock released, when it is gone.
+bool lock_existing_relation(Oid relid, LOCKMODE lockmode);
 // The topic's storage root (pgtopic_data.topic_<id>), locked in `lockmode`; InvalidOid if the
 // topic is gone (also when drop_topic committed while we waited for the lock).
 Oid lock_topic_root(int32 topic_id, LOCKMODE lockmode);

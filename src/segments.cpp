@@ -153,18 +153,6 @@ void forget_data_namespace(Datum, int, uint32)
     cached_data_ns = InvalidOid;
 }
 
-Oid find_data_namespace(bool missing_ok)
-{
-    if (OidIsValid(cached_data_ns))
-        return cached_data_ns;
-    if (!data_ns_callback_registered) {
-        CacheRegisterSyscacheCallback(NAMESPACEOID, forget_data_namespace, Datum(0));
-        data_ns_callback_registered = true;
-    }
-    cached_data_ns = get_namespace_oid("pgtopic_data", missing_ok);
-    return cached_data_ns;
-}
-
 // Per partition (direct-mapped), the last segment whose successor this backend has seen: a
 // producer in the second half of a segment looks the next one up once, not on every call.
 struct NextSegmentSeen {
@@ -183,24 +171,37 @@ NextSegmentSeen &next_seen_slot(Oid root, int32 partition)
 
 }  // namespace
 
-Oid data_namespace()
+Oid data_namespace(bool missing_ok)
 {
-    return find_data_namespace(false);
+    if (OidIsValid(cached_data_ns))
+        return cached_data_ns;
+    if (!data_ns_callback_registered) {
+        CacheRegisterSyscacheCallback(NAMESPACEOID, forget_data_namespace, Datum(0));
+        data_ns_callback_registered = true;
+    }
+    cached_data_ns = get_namespace_oid("pgtopic_data", missing_ok);
+    return cached_data_ns;
+}
+
+bool lock_existing_relation(Oid relid, LOCKMODE lockmode)
+{
+    LockRelationOid(relid, lockmode);
+    if (SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
+        return true;
+    UnlockRelationOid(relid, lockmode);
+    return false;
 }
 
 Oid lock_topic_root(int32 topic_id, LOCKMODE lockmode)
 {
-    Oid ns = find_data_namespace(true);
+    Oid ns = data_namespace(true);
     if (!OidIsValid(ns))
         return InvalidOid;
     char relname[NAMEDATALEN];
     snprintf(relname, sizeof relname, "topic_%d", topic_id);
     Oid root = get_relname_relid(relname, ns);
-    if (!OidIsValid(root))
-        return InvalidOid;
-    LockRelationOid(root, lockmode);
     // drop_topic may have committed while we waited for the lock.
-    return SearchSysCacheExists1(RELOID, ObjectIdGetDatum(root)) ? root : InvalidOid;
+    return OidIsValid(root) && lock_existing_relation(root, lockmode) ? root : InvalidOid;
 }
 
 Oid segment_relid(const Topic &topic, int32 partition, int64 segment)
