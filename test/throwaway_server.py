@@ -23,6 +23,18 @@ def crash_lines(log, since=0):
     return lines, since + len(data)
 
 
+def connect_with_extension(dsn):
+    """An autocommit connection to dsn's database, with pgtopic created there if missing
+    (notices below warning silenced)."""
+    import psycopg2
+    conn = psycopg2.connect(dsn)
+    conn.autocommit = True
+    cur = conn.cursor()
+    cur.execute('SET client_min_messages = warning')
+    cur.execute('CREATE EXTENSION IF NOT EXISTS pgtopic')
+    return conn
+
+
 class ThrowawayServer:
     """initdb in directory/data, `settings` appended to postgresql.conf after the socket and
     preload lines; start() also creates `database` when it is not postgres."""

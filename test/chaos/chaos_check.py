@@ -34,7 +34,7 @@ import time
 import psycopg2
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
-from throwaway_server import ThrowawayServer, crash_lines  # noqa: E402
+from throwaway_server import ThrowawayServer, connect_with_extension, crash_lines  # noqa: E402
 
 TOPIC = 'chaos'
 MAIN, WITNESS = 'main', 'witness'
@@ -278,11 +278,8 @@ def main():
 
 
 def run(a, dsn, server):
-    setup = psycopg2.connect(dsn)
-    setup.autocommit = True
+    setup = connect_with_extension(dsn)
     cur = setup.cursor()
-    cur.execute('SET client_min_messages = warning')
-    cur.execute('CREATE EXTENSION IF NOT EXISTS pgtopic')
     cur.execute('SELECT 1 FROM pgtopic.topics WHERE topic = %s', (TOPIC,))
     if cur.fetchone():
         cur.execute('SELECT pgtopic.drop_topic(%s)', (TOPIC,))

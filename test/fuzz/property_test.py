@@ -42,7 +42,7 @@ import psycopg2.extensions
 import psycopg2.extras
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
-from throwaway_server import ThrowawayServer, crash_lines  # noqa: E402
+from throwaway_server import ThrowawayServer, connect_with_extension, crash_lines  # noqa: E402
 
 # Dates, times and intervals stay text: infinity and year 294276 do not fit Python's datetime.
 for _oid, _name in ((1082, 'DATE'), (1114, 'TIMESTAMP'), (1184, 'TIMESTAMPTZ'), (1186, 'INTERVAL'),
@@ -579,11 +579,8 @@ log_min_error_statement = panic
 
 
 def setup_database(dsn):
-    conn = psycopg2.connect(dsn)
-    conn.autocommit = True
+    conn = connect_with_extension(dsn)
     cur = conn.cursor()
-    cur.execute("SET client_min_messages = warning")
-    cur.execute("CREATE EXTENSION IF NOT EXISTS pgtopic")
     cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (ROLE,))
     if not cur.fetchone():
         cur.execute("CREATE ROLE %s LOGIN" % ROLE)
