@@ -1,6 +1,6 @@
 # pgtopic: PGXS build of a C++17 PostgreSQL extension.
 EXTENSION  = pgtopic
-EXTVERSION = 0.2.0
+EXTVERSION = 0.3.0
 
 MODULE_big = pgtopic
 OBJS = \
@@ -18,7 +18,8 @@ OBJS = \
 
 DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
 # earlier versions (frozen) and the upgrade path from each
-DATA = sql/$(EXTENSION)--0.1.0.sql sql/$(EXTENSION)--0.1.0--0.2.0.sql
+DATA = sql/$(EXTENSION)--0.1.0.sql sql/$(EXTENSION)--0.1.0--0.2.0.sql \
+	sql/$(EXTENSION)--0.2.0.sql sql/$(EXTENSION)--0.2.0--0.3.0.sql
 
 TEST_CONF = $(CURDIR)/test/pgtopic.conf
 

@@ -42,8 +42,8 @@ my $offsets = q{
 my @before = map { $node->safe_psql('upgraded', $_) } ($state, $messages, $offsets);
 
 $node->safe_psql('upgraded', 'ALTER EXTENSION pgtopic UPDATE');
-is($node->safe_psql('upgraded', q{SELECT extversion FROM pg_extension WHERE extname = 'pgtopic'}), '0.2.0',
-   'updated to 0.2.0');
+is($node->safe_psql('upgraded', q{SELECT extversion FROM pg_extension WHERE extname = 'pgtopic'}), '0.3.0',
+   'updated to 0.3.0 (through 0.2.0)');
 
 my @after = map { $node->safe_psql('upgraded', $_) } ($state, $messages, $offsets);
 is($after[0], $before[0], 'high watermarks and last stable offsets unchanged');

@@ -1,0 +1,630 @@
+-- pgtopic: Kafka-style topics, partitions, offsets and consumer groups inside PostgreSQL.
+-- This file is the install script of the current version (see pgtopic.control); the Makefile copies it to
+-- pgtopic--<version>.sql. Upgrade scripts live beside it as pgtopic--A--B.sql.
+
+\echo Use "CREATE EXTENSION pgtopic" to load this file. \quit
+
+-- Storage of every topic's messages. Table names here are derived from topic ids,
+-- never from user text: topic_<id>, topic_<id>_p<partition>, topic_<id>_p<partition>_s<segment>.
+CREATE SCHEMA pgtopic_data;
+COMMENT ON SCHEMA pgtopic_data IS 'pgtopic message storage (one partitioned table per topic); read it with pgtopic.fetch / pgtopic.consume';
+
+------------------------------------------------------------------------------
+-- Catalog
+------------------------------------------------------------------------------
+
+CREATE SEQUENCE pgtopic.topic_id_seq AS integer;
+
+CREATE TABLE pgtopic.catalog_topics (
+    topic_id        integer     NOT NULL DEFAULT nextval('pgtopic.topic_id_seq') PRIMARY KEY,
+    topic           text        NOT NULL UNIQUE
+                                CHECK (topic ~ '^[A-Za-z0-9._-]{1,249}$' AND topic NOT IN ('.', '..')),
+    partitions      integer     NOT NULL CHECK (partitions > 0),
+    segment_size    bigint      NOT NULL CHECK (segment_size > 0),
+    retention       interval    CHECK (retention > interval '0'),
+    retention_bytes bigint      CHECK (retention_bytes > 0),
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    max_message_bytes integer   CHECK (max_message_bytes > 0)  -- since 0.2.0; NULL: pgtopic.max_message_bytes
+);
+ALTER SEQUENCE pgtopic.topic_id_seq OWNED BY pgtopic.catalog_topics.topic_id;
+COMMENT ON TABLE pgtopic.catalog_topics IS 'pgtopic catalog: one row per topic';
+
+-- Consumer groups: one row per (topic, group name); the id keys the group's advisory locks.
+CREATE SEQUENCE pgtopic.group_id_seq AS integer;
+CREATE TABLE pgtopic.catalog_groups (
+    group_id   integer     NOT NULL DEFAULT nextval('pgtopic.group_id_seq') PRIMARY KEY,
+    group_name text        NOT NULL CHECK (octet_length(group_name) BETWEEN 1 AND 249),
+    topic_id   integer     NOT NULL REFERENCES pgtopic.catalog_topics ON DELETE CASCADE,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (topic_id, group_name)
+);
+ALTER SEQUENCE pgtopic.group_id_seq OWNED BY pgtopic.catalog_groups.group_id;
+COMMENT ON TABLE pgtopic.catalog_groups IS 'pgtopic catalog: one row per consumer group and topic';
+
+-- Committed offsets: the next offset the group reads on a partition (NULL: nothing committed yet).
+CREATE TABLE pgtopic.catalog_offsets (
+    group_id         integer NOT NULL REFERENCES pgtopic.catalog_groups ON DELETE CASCADE,
+    "partition"      integer NOT NULL CHECK ("partition" >= 0),
+    committed_offset bigint  CHECK (committed_offset >= 0),
+    committed_at     timestamptz,
+    PRIMARY KEY (group_id, "partition")
+);
+COMMENT ON TABLE pgtopic.catalog_offsets IS 'pgtopic catalog: committed offset per consumer group and partition';
+
+-- Rights on one topic (grant_topic / revoke_topic). pgtopic_admin has every right on every topic.
+CREATE TABLE pgtopic.catalog_grants (
+    topic_id  integer NOT NULL REFERENCES pgtopic.catalog_topics ON DELETE CASCADE,
+    grantee   regrole NOT NULL,
+    privilege text    NOT NULL CHECK (privilege IN ('produce', 'consume', 'admin')),
+    PRIMARY KEY (topic_id, grantee, privilege)
+);
+COMMENT ON TABLE pgtopic.catalog_grants IS 'pgtopic catalog: per-topic rights (produce, consume, admin)';
+
+-- pg_dump dumps the catalog's rows (and the id sequences) with the data.
+SELECT pg_catalog.pg_extension_config_dump('pgtopic.catalog_topics', '');
+SELECT pg_catalog.pg_extension_config_dump('pgtopic.topic_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('pgtopic.catalog_groups', '');
+SELECT pg_catalog.pg_extension_config_dump('pgtopic.group_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('pgtopic.catalog_offsets', '');
+SELECT pg_catalog.pg_extension_config_dump('pgtopic.catalog_grants', '');
+
+-- Sessions cache catalog_topics rows (produce looks a topic up by name on every call); this
+-- trigger invalidates every session's cache when the table changes.
+CREATE FUNCTION pgtopic._topics_changed() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'pgtopic_topics_changed' LANGUAGE C;
+CREATE TRIGGER topics_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON pgtopic.catalog_topics
+    FOR EACH STATEMENT EXECUTE FUNCTION pgtopic._topics_changed();
+
+-- The extension's roles (cluster-wide; kept if the extension is dropped).
+DO $roles$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'pgtopic_admin') THEN
+        CREATE ROLE pgtopic_admin NOLOGIN;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'pgtopic_producer') THEN
+        CREATE ROLE pgtopic_producer NOLOGIN;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'pgtopic_consumer') THEN
+        CREATE ROLE pgtopic_consumer NOLOGIN;
+    END IF;
+END
+$roles$;
+
+------------------------------------------------------------------------------
+-- C functions (src/)
+------------------------------------------------------------------------------
+
+-- Kafka's murmur2 (the Java client's Utils.murmur2) of the given bytes.
+CREATE FUNCTION pgtopic.murmur2(data bytea) RETURNS integer
+    AS 'MODULE_PATHNAME', 'pgtopic_murmur2' LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
+
+-- The partition Kafka's default partitioner picks for a key: toPositive(murmur2(utf8(key))) % partitions.
+CREATE FUNCTION pgtopic.key_partition(key text, partitions integer) RETURNS integer
+    AS 'MODULE_PATHNAME', 'pgtopic_key_partition' LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
+
+CREATE FUNCTION pgtopic.produce(topic text, value bytea, key text DEFAULT NULL,
+                                headers jsonb DEFAULT NULL, "partition" integer DEFAULT NULL)
+    RETURNS TABLE ("partition" integer, msg_offset bigint)
+    AS 'MODULE_PATHNAME', 'pgtopic_produce_bytea' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION pgtopic.produce(topic text, value text, key text DEFAULT NULL,
+                                headers jsonb DEFAULT NULL, "partition" integer DEFAULT NULL)
+    RETURNS TABLE ("partition" integer, msg_offset bigint)
+    AS 'MODULE_PATHNAME', 'pgtopic_produce_text' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION pgtopic.produce(topic text, value jsonb, key text DEFAULT NULL,
+                                headers jsonb DEFAULT NULL, "partition" integer DEFAULT NULL)
+    RETURNS TABLE ("partition" integer, msg_offset bigint)
+    AS 'MODULE_PATHNAME', 'pgtopic_produce_jsonb' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION pgtopic.produce_batch(topic text, messages bytea[], keys text[] DEFAULT NULL,
+                                      headers jsonb[] DEFAULT NULL)
+    RETURNS bigint
+    AS 'MODULE_PATHNAME', 'pgtopic_produce_batch_bytea' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION pgtopic.produce_batch(topic text, messages text[], keys text[] DEFAULT NULL,
+                                      headers jsonb[] DEFAULT NULL)
+    RETURNS bigint
+    AS 'MODULE_PATHNAME', 'pgtopic_produce_batch_text' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION pgtopic.produce_batch(topic text, messages jsonb[], keys text[] DEFAULT NULL,
+                                      headers jsonb[] DEFAULT NULL)
+    RETURNS bigint
+    AS 'MODULE_PATHNAME', 'pgtopic_produce_batch_jsonb' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION pgtopic.fetch(topic text, "partition" integer, from_offset bigint,
+                              max_messages integer DEFAULT 100)
+    RETURNS TABLE ("partition" integer, msg_offset bigint, key text, value bytea,
+                   headers jsonb, produced_at timestamptz)
+    AS 'MODULE_PATHNAME', 'pgtopic_fetch' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+-- Topic administration and rights (src/privileges.cpp): the caller's rights are checked in C,
+-- then the internal PL/pgSQL below runs as the extension's owner.
+CREATE FUNCTION pgtopic.create_topic(topic text, partitions integer DEFAULT 1,
+                                     retention interval DEFAULT NULL, retention_bytes bigint DEFAULT NULL,
+                                     segment_size bigint DEFAULT NULL, max_message_bytes integer DEFAULT NULL)
+    RETURNS void
+    AS 'MODULE_PATHNAME', 'pgtopic_create_topic' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION pgtopic.alter_topic(topic text, partitions integer DEFAULT NULL,
+                                    retention interval DEFAULT NULL, retention_bytes bigint DEFAULT NULL,
+                                    max_message_bytes integer DEFAULT NULL) RETURNS void
+    AS 'MODULE_PATHNAME', 'pgtopic_alter_topic' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION pgtopic.drop_topic(topic text) RETURNS void
+    AS 'MODULE_PATHNAME', 'pgtopic_drop_topic' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION pgtopic.grant_topic(topic text, role text, privilege text) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'pgtopic_grant_topic' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION pgtopic.revoke_topic(topic text, role text, privilege text) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'pgtopic_revoke_topic' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION pgtopic.has_topic_privilege(topic text, privilege text) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'pgtopic_has_topic_privilege' LANGUAGE C STABLE PARALLEL UNSAFE;
+
+-- Consumer groups (src/groups.cpp). consume joins the group on first call, first commits what
+-- this session's previous call handed out, rebalances, then returns messages of the partitions
+-- this session owns.
+CREATE FUNCTION pgtopic.consume(topic text, group_name text, max_messages integer DEFAULT 100,
+                                wait_ms integer DEFAULT 0)
+    RETURNS TABLE ("partition" integer, msg_offset bigint, key text, value bytea,
+                   headers jsonb, produced_at timestamptz)
+    AS 'MODULE_PATHNAME', 'pgtopic_consume' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION pgtopic.commit(topic text, group_name text) RETURNS void
+    AS 'MODULE_PATHNAME', 'pgtopic_commit' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION pgtopic.leave(topic text, group_name text) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'pgtopic_leave' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION pgtopic.seek(topic text, group_name text, "partition" integer, to_offset bigint) RETURNS void
+    AS 'MODULE_PATHNAME', 'pgtopic_seek' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+-- Kafka's offsetsForTimes: first offset produced at or after ts (else the last stable offset).
+CREATE FUNCTION pgtopic.offset_for_time(topic text, "partition" integer, ts timestamptz) RETURNS bigint
+    AS 'MODULE_PATHNAME', 'pgtopic_offset_for_time' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+-- Internal: this database's group memberships from shared memory.
+CREATE FUNCTION pgtopic._members()
+    RETURNS TABLE (pid integer, group_id integer, joined_at timestamptz, last_poll timestamptz)
+    AS 'MODULE_PATHNAME', 'pgtopic_members' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+-- Internal: open producer transactions holding back partitions' last stable offsets.
+CREATE FUNCTION pgtopic._inflight()
+    RETURNS TABLE (storage oid, "partition" integer, pid integer, first_offset bigint)
+    AS 'MODULE_PATHNAME', 'pgtopic_inflight' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+-- Offsets of every partition of a topic, from shared memory and the storage.
+CREATE FUNCTION pgtopic.partition_offsets(topic text)
+    RETURNS TABLE ("partition" integer, log_start_offset bigint, high_watermark bigint,
+                   last_stable_offset bigint)
+    AS 'MODULE_PATHNAME', 'pgtopic_partition_offsets' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+-- Internal: serialises DDL on one topic partition (segment creation) in pgtopic's own
+-- advisory-lock key space, so it never collides with applications' advisory locks.
+CREATE FUNCTION pgtopic._lock_partition_ddl(topic_id integer, "partition" integer) RETURNS void
+    AS 'MODULE_PATHNAME', 'pgtopic_lock_partition_ddl' LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
+
+-- Internal: forget the shared-memory offset state of a topic being dropped (by its storage table).
+CREATE FUNCTION pgtopic._forget_topic(storage regclass) RETURNS void
+    AS 'MODULE_PATHNAME', 'pgtopic_forget_topic' LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
+
+------------------------------------------------------------------------------
+-- Topic administration (SQL glue)
+------------------------------------------------------------------------------
+
+CREATE FUNCTION pgtopic._check_topic_name(topic text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF topic IS NULL THEN
+        RAISE EXCEPTION 'topic name must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF topic !~ '^[A-Za-z0-9._-]{1,249}$' OR topic IN ('.', '..') THEN
+        RAISE EXCEPTION 'invalid topic name "%"', left(topic, 300)
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'A topic name is 1 to 249 characters of [A-Za-z0-9._-], and not "." or "..".';
+    END IF;
+END $$;
+
+-- Creates one segment (offsets [segment*segment_size, (segment+1)*segment_size)) of a topic
+-- partition, if it does not exist yet. Creating a standalone table and ATTACHing it takes only
+-- SHARE UPDATE EXCLUSIVE on the partition table, so producers and consumers, which go straight
+-- to the leaf segments, are never blocked by it.
+CREATE FUNCTION pgtopic._create_segment(topic_id integer, "partition" integer, segment bigint)
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_size   bigint;
+    v_parent text := format('topic_%s_p%s', topic_id, "partition");
+    v_name   text := format('topic_%s_p%s_s%s', topic_id, "partition", segment);
+BEGIN
+    SELECT t.segment_size INTO v_size FROM pgtopic.catalog_topics t WHERE t.topic_id = _create_segment.topic_id;
+    IF NOT FOUND THEN
+        RETURN;  -- topic dropped meanwhile
+    END IF;
+    PERFORM pgtopic._lock_partition_ddl(topic_id, "partition");
+    IF to_regclass(format('pgtopic_data.%I', v_name)) IS NOT NULL
+       OR to_regclass(format('pgtopic_data.%I', v_parent)) IS NULL THEN
+        RETURN;
+    END IF;
+    BEGIN
+        EXECUTE format('CREATE TABLE pgtopic_data.%I (LIKE pgtopic_data.%I INCLUDING DEFAULTS INCLUDING CONSTRAINTS)',
+                       v_name, v_parent);
+        EXECUTE format('ALTER TABLE pgtopic_data.%I ATTACH PARTITION pgtopic_data.%I FOR VALUES FROM (%s) TO (%s)',
+                       v_parent, v_name, segment * v_size, (segment + 1) * v_size);
+    EXCEPTION WHEN duplicate_table THEN
+        NULL;  -- created meanwhile by another transaction: that is all we wanted
+    END;
+END $$;
+
+CREATE FUNCTION pgtopic._create_partition(topic_id integer, "partition" integer)
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    EXECUTE format('CREATE TABLE pgtopic_data.%I PARTITION OF pgtopic_data.%I FOR VALUES IN (%s) PARTITION BY RANGE (msg_offset)',
+                   format('topic_%s_p%s', topic_id, "partition"), format('topic_%s', topic_id), "partition");
+    PERFORM pgtopic._create_segment(topic_id, "partition", 0);
+END $$;
+
+CREATE FUNCTION pgtopic._check_partitions(partitions integer) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_max integer := current_setting('pgtopic.max_partitions')::integer;
+BEGIN
+    IF partitions IS NULL OR partitions < 1 OR partitions > v_max THEN
+        RAISE EXCEPTION 'partitions must be between 1 and % (pgtopic.max_partitions), got %', v_max, coalesce(partitions::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+END $$;
+
+CREATE FUNCTION pgtopic._create_topic(topic text, partitions integer,
+                                      retention interval, retention_bytes bigint,
+                                      segment_size bigint, max_message_bytes integer)
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_id   integer;
+    v_size bigint := coalesce(segment_size, current_setting('pgtopic.default_segment_size')::bigint);
+BEGIN
+    PERFORM pgtopic._check_topic_name(topic);
+    PERFORM pgtopic._check_partitions(partitions);
+    IF retention <= interval '0' THEN
+        RAISE EXCEPTION 'retention must be positive (or NULL for no time limit)' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF retention_bytes <= 0 THEN
+        RAISE EXCEPTION 'retention_bytes must be positive (or NULL for no size limit)' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF v_size < 1 OR v_size > 1099511627776 THEN
+        RAISE EXCEPTION 'segment_size must be between 1 and 2^40' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF max_message_bytes <= 0 THEN
+        RAISE EXCEPTION 'max_message_bytes must be positive (or NULL for pgtopic.max_message_bytes)'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF EXISTS (SELECT 1 FROM pgtopic.catalog_topics t WHERE t.topic = _create_topic.topic) THEN
+        RAISE EXCEPTION 'topic "%" already exists', topic USING ERRCODE = 'duplicate_object';
+    END IF;
+
+    INSERT INTO pgtopic.catalog_topics (topic, partitions, segment_size, retention, retention_bytes, max_message_bytes)
+    VALUES (topic, partitions, v_size, retention, retention_bytes, max_message_bytes)
+    RETURNING topic_id INTO v_id;
+
+    EXECUTE format($ddl$
+        CREATE TABLE pgtopic_data.%I (
+            "partition" integer     NOT NULL,
+            msg_offset  bigint      NOT NULL,
+            key         text,
+            value       bytea,
+            headers     jsonb,
+            produced_at timestamptz NOT NULL,
+            PRIMARY KEY ("partition", msg_offset)
+        ) PARTITION BY LIST ("partition")$ddl$, format('topic_%s', v_id));
+    EXECUTE format('COMMENT ON TABLE pgtopic_data.%I IS %L', format('topic_%s', v_id), 'pgtopic topic ' || topic);
+
+    FOR p IN 0 .. partitions - 1 LOOP
+        PERFORM pgtopic._create_partition(v_id, p);
+    END LOOP;
+END $$;
+
+CREATE FUNCTION pgtopic._alter_topic(topic text, partitions integer,
+                                     retention interval, retention_bytes bigint, max_message_bytes integer)
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_row pgtopic.catalog_topics;
+BEGIN
+    PERFORM pgtopic._check_topic_name(topic);
+    SELECT * INTO v_row FROM pgtopic.catalog_topics t WHERE t.topic = _alter_topic.topic FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'topic "%" does not exist', topic USING ERRCODE = 'undefined_object';
+    END IF;
+
+    IF partitions IS NOT NULL THEN
+        PERFORM pgtopic._check_partitions(partitions);
+        IF partitions < v_row.partitions THEN
+            RAISE EXCEPTION 'topic "%" has % partitions; partitions can only grow', topic, v_row.partitions
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        FOR p IN v_row.partitions .. partitions - 1 LOOP
+            PERFORM pgtopic._create_partition(v_row.topic_id, p);
+        END LOOP;
+        UPDATE pgtopic.catalog_topics t SET partitions = _alter_topic.partitions WHERE t.topic_id = v_row.topic_id;
+    END IF;
+
+    -- retention: NULL keeps the setting, a value <= 0 removes the limit (Kafka's -1).
+    IF retention IS NOT NULL THEN
+        UPDATE pgtopic.catalog_topics t
+           SET retention = CASE WHEN _alter_topic.retention > interval '0' THEN _alter_topic.retention END
+         WHERE t.topic_id = v_row.topic_id;
+    END IF;
+    IF retention_bytes IS NOT NULL THEN
+        UPDATE pgtopic.catalog_topics t
+           SET retention_bytes = CASE WHEN _alter_topic.retention_bytes > 0 THEN _alter_topic.retention_bytes END
+         WHERE t.topic_id = v_row.topic_id;
+    END IF;
+    IF max_message_bytes IS NOT NULL THEN
+        UPDATE pgtopic.catalog_topics t
+           SET max_message_bytes = CASE WHEN _alter_topic.max_message_bytes > 0 THEN _alter_topic.max_message_bytes END
+         WHERE t.topic_id = v_row.topic_id;
+    END IF;
+END $$;
+
+CREATE FUNCTION pgtopic._drop_topic(topic text)
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_id      integer;
+    v_storage regclass;
+BEGIN
+    PERFORM pgtopic._check_topic_name(topic);
+    SELECT t.topic_id INTO v_id FROM pgtopic.catalog_topics t WHERE t.topic = _drop_topic.topic FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'topic "%" does not exist', topic USING ERRCODE = 'undefined_object';
+    END IF;
+    v_storage := to_regclass(format('pgtopic_data.%I', format('topic_%s', v_id)));
+    IF v_storage IS NOT NULL THEN
+        -- DROP TABLE waits for in-flight producers and readers of the topic (they hold locks on it).
+        EXECUTE format('DROP TABLE pgtopic_data.%I', format('topic_%s', v_id));
+        PERFORM pgtopic._forget_topic(v_storage);
+    END IF;
+    DELETE FROM pgtopic.catalog_topics t WHERE t.topic_id = v_id;
+END $$;
+
+------------------------------------------------------------------------------
+-- Views for psql
+------------------------------------------------------------------------------
+
+-- Bytes on disk of a storage table and everything below it (segments, indexes, TOAST).
+-- (Looked up through pg_class: callers need no USAGE on pgtopic_data.)
+CREATE FUNCTION pgtopic._storage_bytes(relname text) RETURNS bigint
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT coalesce(sum(pg_total_relation_size(t.relid)), 0)::bigint
+      FROM pg_class c, pg_partition_tree(c.oid) AS t
+     WHERE c.relnamespace = 'pgtopic_data'::regnamespace AND c.relname = _storage_bytes.relname AND t.isleaf
+$$;
+
+-- The topics the current role may see (any right on them); views show only these.
+CREATE VIEW pgtopic._visible_topics WITH (security_barrier) AS
+SELECT t.* FROM pgtopic.catalog_topics t
+ WHERE pgtopic.has_topic_privilege(t.topic, 'consume') OR pgtopic.has_topic_privilege(t.topic, 'produce');
+
+CREATE VIEW pgtopic.topics AS
+SELECT t.topic, t.partitions, t.retention, t.retention_bytes, t.segment_size, t.created_at,
+       pgtopic._storage_bytes('topic_' || t.topic_id) AS bytes, t.max_message_bytes
+  FROM pgtopic._visible_topics t;
+
+CREATE VIEW pgtopic.partitions AS
+SELECT t.topic, o."partition", o.log_start_offset, o.high_watermark, o.last_stable_offset,
+       pgtopic._storage_bytes(format('topic_%s_p%s', t.topic_id, o."partition")) AS bytes
+  FROM pgtopic._visible_topics t, LATERAL pgtopic.partition_offsets(t.topic) o;
+
+------------------------------------------------------------------------------
+-- Consumer groups: text and JSON variants, resets, views
+------------------------------------------------------------------------------
+
+-- consume with the value as text (in the database encoding) / as jsonb: no casts needed in SQL.
+CREATE FUNCTION pgtopic.consume_text(topic text, group_name text, max_messages integer DEFAULT 100,
+                                     wait_ms integer DEFAULT 0)
+    RETURNS TABLE ("partition" integer, msg_offset bigint, key text, value text,
+                   headers jsonb, produced_at timestamptz)
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT c."partition", c.msg_offset, c.key, convert_from(c.value, getdatabaseencoding()), c.headers, c.produced_at
+      FROM pgtopic.consume(topic, group_name, max_messages, wait_ms) AS c
+$$;
+
+CREATE FUNCTION pgtopic.consume_json(topic text, group_name text, max_messages integer DEFAULT 100,
+                                     wait_ms integer DEFAULT 0)
+    RETURNS TABLE ("partition" integer, msg_offset bigint, key text, value jsonb,
+                   headers jsonb, produced_at timestamptz)
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT c."partition", c.msg_offset, c.key, convert_from(c.value, getdatabaseencoding())::jsonb, c.headers, c.produced_at
+      FROM pgtopic.consume(topic, group_name, max_messages, wait_ms) AS c
+$$;
+
+-- Kafka's seekToBeginning / seekToEnd / offsetsForTimes for a group: one partition, or all
+-- (partition => NULL). Each partition is moved with seek(), so the same ownership rules apply.
+CREATE FUNCTION pgtopic._seek_each(topic text, group_name text, "partition" integer, target text, ts timestamptz)
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    o    record;
+    v_to bigint;
+BEGIN
+    -- only functions that check the caller's rights: partition_offsets, offset_for_time, seek
+    FOR o IN SELECT * FROM pgtopic.partition_offsets(topic) AS po
+              WHERE _seek_each."partition" IS NULL OR po."partition" = _seek_each."partition" LOOP
+        IF target = 'earliest' THEN
+            v_to := o.log_start_offset;
+        ELSIF target = 'latest' THEN
+            v_to := o.last_stable_offset;
+        ELSE
+            v_to := pgtopic.offset_for_time(topic, o."partition", ts);
+        END IF;
+        PERFORM pgtopic.seek(topic, group_name, o."partition", v_to);
+    END LOOP;
+    IF "partition" IS NOT NULL AND NOT FOUND THEN
+        PERFORM pgtopic.seek(topic, group_name, "partition", 0);  -- raises the out-of-range error
+    END IF;
+END $$;
+
+CREATE FUNCTION pgtopic.seek_to_beginning(topic text, group_name text, "partition" integer DEFAULT NULL)
+RETURNS void LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    SELECT pgtopic._seek_each(topic, group_name, "partition", 'earliest', NULL)
+$$;
+
+CREATE FUNCTION pgtopic.seek_to_end(topic text, group_name text, "partition" integer DEFAULT NULL)
+RETURNS void LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    SELECT pgtopic._seek_each(topic, group_name, "partition", 'latest', NULL)
+$$;
+
+CREATE FUNCTION pgtopic.seek_to_time(topic text, group_name text, ts timestamptz, "partition" integer DEFAULT NULL)
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF ts IS NULL THEN
+        RAISE EXCEPTION 'ts must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    PERFORM pgtopic._seek_each(topic, group_name, "partition", 'time', ts);
+END $$;
+
+-- Advisory locks of pgtopic's key spaces (pg_locks.objsubid): 29697 segment DDL,
+-- 29698 group membership (classid = group_id), 29699 partition ownership (classid = group_id,
+-- objid = partition).
+CREATE VIEW pgtopic.group_members AS
+SELECT g.group_name, t.topic, m.pid, a.application_name, a.client_addr, m.joined_at, m.last_poll,
+       ARRAY(SELECT l.objid::integer FROM pg_catalog.pg_locks l
+              WHERE l.locktype = 'advisory' AND l.objsubid = 29699 AND l.granted
+                AND l.database = (SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = current_database())
+                AND l.classid = g.group_id::oid AND l.pid = m.pid
+              ORDER BY 1) AS partitions
+  FROM pgtopic._members() m
+  JOIN pgtopic.catalog_groups g ON g.group_id = m.group_id
+  JOIN pgtopic._visible_topics t ON t.topic_id = g.topic_id
+  LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = m.pid;
+
+CREATE VIEW pgtopic.consumer_lag AS
+SELECT g.group_name, t.topic, o."partition", c.committed_offset, o.log_start_offset, o.high_watermark,
+       o.last_stable_offset,
+       greatest(o.last_stable_offset - greatest(coalesce(c.committed_offset, o.log_start_offset), o.log_start_offset), 0) AS lag,
+       c.committed_at, l.pid AS owner_pid, a.application_name AS owner_application, a.client_addr AS owner_address,
+       m.joined_at AS owner_since, m.last_poll AS owner_last_poll
+  FROM pgtopic.catalog_groups g
+  JOIN pgtopic._visible_topics t ON t.topic_id = g.topic_id
+  CROSS JOIN LATERAL pgtopic.partition_offsets(t.topic) o
+  LEFT JOIN pgtopic.catalog_offsets c ON c.group_id = g.group_id AND c."partition" = o."partition"
+  LEFT JOIN pg_catalog.pg_locks l
+         ON l.locktype = 'advisory' AND l.objsubid = 29699 AND l.granted
+        AND l.database = (SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = current_database())
+        AND l.classid = g.group_id::oid AND l.objid = o."partition"::oid
+  LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
+  LEFT JOIN pgtopic._members() m ON m.pid = l.pid AND m.group_id = g.group_id;
+
+-- Which open producer transaction holds each partition's last stable offset back.
+CREATE VIEW pgtopic.lso_holders AS
+SELECT t.topic, i."partition", i.first_offset, i.pid, a.application_name, a.client_addr, a.xact_start,
+       a.state, a.query
+  FROM pgtopic._inflight() i
+  JOIN pgtopic._visible_topics t ON to_regclass(format('pgtopic_data.%I', 'topic_' || t.topic_id))::oid = i.storage
+  LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = i.pid;
+
+------------------------------------------------------------------------------
+-- Maintenance: segments ahead of need, retention by whole segments
+------------------------------------------------------------------------------
+
+-- The segments of a topic partition, oldest first.
+CREATE FUNCTION pgtopic._segments(topic_id integer, "partition" integer)
+RETURNS TABLE (segment bigint, relid regclass)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT substring(c.relname FROM '_s([0-9]+)$')::bigint, c.oid::regclass
+      FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+     WHERE i.inhparent = to_regclass(format('pgtopic_data.%I', format('topic_%s_p%s', topic_id, "partition")))
+     ORDER BY 1
+$$;
+
+-- One maintenance pass over every topic of this database; the maintenance worker calls it every
+-- pgtopic.maintenance_interval, and it may be called by hand. Returns what it did.
+--  * creates the segment holding the high watermark and the one after it, if missing;
+--  * drops the oldest segments while they are past retention (time: the newest message of the
+--    segment is older than retention; size: the partition is larger than retention_bytes).
+--    Only whole segments below the last stable offset are dropped, never the active one, and
+--    never with DELETE. The log start offset moves to the first remaining message.
+CREATE FUNCTION pgtopic.run_maintenance()
+RETURNS TABLE (action text, topic text, "partition" integer, segment bigint)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t       record;
+    o       record;
+    s       record;
+    v_bytes bigint;
+    v_newest timestamptz;
+    v_drop  boolean;
+BEGIN
+    FOR t IN SELECT * FROM pgtopic.catalog_topics ORDER BY topic_id LOOP
+        FOR o IN SELECT * FROM pgtopic.partition_offsets(t.topic) LOOP
+            FOR k IN (o.high_watermark / t.segment_size) .. (o.high_watermark / t.segment_size) + 1 LOOP
+                IF to_regclass(format('pgtopic_data.%I', format('topic_%s_p%s_s%s', t.topic_id, o."partition", k))) IS NULL THEN
+                    PERFORM pgtopic._create_segment(t.topic_id, o."partition", k);
+                    RETURN QUERY SELECT 'create segment', t.topic, o."partition", k::bigint;
+                END IF;
+            END LOOP;
+
+            CONTINUE WHEN t.retention IS NULL AND t.retention_bytes IS NULL;
+            SELECT coalesce(sum(pg_total_relation_size(g.relid)), 0) INTO v_bytes
+              FROM pgtopic._segments(t.topic_id, o."partition") g;
+            FOR s IN SELECT * FROM pgtopic._segments(t.topic_id, o."partition") LOOP
+                EXIT WHEN (s.segment + 1) * t.segment_size > o.last_stable_offset;  -- active or not yet stable
+                v_drop := t.retention_bytes IS NOT NULL AND v_bytes > t.retention_bytes;
+                IF NOT v_drop AND t.retention IS NOT NULL THEN
+                    -- the newest message of a segment is (nearly always) its last offset: an index probe
+                    EXECUTE format('SELECT produced_at FROM %s ORDER BY "partition" DESC, msg_offset DESC LIMIT 1', s.relid)
+                       INTO v_newest;
+                    v_drop := v_newest IS NULL OR v_newest < now() - t.retention;
+                END IF;
+                EXIT WHEN NOT v_drop;
+                v_bytes := v_bytes - pg_total_relation_size(s.relid);
+                BEGIN
+                    EXECUTE format('DROP TABLE %s', s.relid);
+                EXCEPTION WHEN lock_not_available THEN
+                    EXIT;  -- a reader or producer holds it (lock_timeout): next pass
+                END;
+                RETURN QUERY SELECT 'drop segment', t.topic, o."partition", s.segment;
+            END LOOP;
+        END LOOP;
+    END LOOP;
+END $$;
+
+------------------------------------------------------------------------------
+-- Privileges: nothing for PUBLIC; the extension's roles get their functions and the views.
+-- Rights on individual topics are checked inside the functions (catalog_grants).
+------------------------------------------------------------------------------
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA pgtopic FROM PUBLIC;
+REVOKE ALL ON ALL TABLES IN SCHEMA pgtopic FROM PUBLIC;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA pgtopic FROM PUBLIC;
+REVOKE ALL ON SCHEMA pgtopic, pgtopic_data FROM PUBLIC;
+
+GRANT USAGE ON SCHEMA pgtopic TO pgtopic_admin, pgtopic_producer, pgtopic_consumer;
+GRANT SELECT ON pgtopic.topics, pgtopic.partitions, pgtopic.consumer_lag, pgtopic.group_members,
+                pgtopic.lso_holders
+   TO pgtopic_admin, pgtopic_producer, pgtopic_consumer;
+-- what the views call run with the caller's rights
+GRANT EXECUTE ON FUNCTION pgtopic.has_topic_privilege(text, text), pgtopic.partition_offsets(text),
+                          pgtopic._storage_bytes(text), pgtopic._members(), pgtopic._inflight(),
+                          pgtopic.murmur2(bytea), pgtopic.key_partition(text, integer)
+   TO pgtopic_admin, pgtopic_producer, pgtopic_consumer;
+
+GRANT EXECUTE ON FUNCTION
+    pgtopic.produce(text, bytea, text, jsonb, integer), pgtopic.produce(text, text, text, jsonb, integer),
+    pgtopic.produce(text, jsonb, text, jsonb, integer), pgtopic.produce_batch(text, bytea[], text[], jsonb[]),
+    pgtopic.produce_batch(text, text[], text[], jsonb[]), pgtopic.produce_batch(text, jsonb[], text[], jsonb[])
+   TO pgtopic_admin, pgtopic_producer;
+
+GRANT EXECUTE ON FUNCTION
+    pgtopic.fetch(text, integer, bigint, integer), pgtopic.consume(text, text, integer, integer),
+    pgtopic.consume_text(text, text, integer, integer), pgtopic.consume_json(text, text, integer, integer),
+    pgtopic.commit(text, text), pgtopic.leave(text, text), pgtopic.seek(text, text, integer, bigint),
+    pgtopic.seek_to_beginning(text, text, integer), pgtopic.seek_to_end(text, text, integer),
+    pgtopic.seek_to_time(text, text, timestamptz, integer),
+    pgtopic.offset_for_time(text, integer, timestamptz),
+    pgtopic._seek_each(text, text, integer, text, timestamptz)
+   TO pgtopic_admin, pgtopic_consumer;
+
+-- alter/drop/grant/revoke check the admin right on the topic itself (pgtopic_admin or a per-topic grant)
+GRANT EXECUTE ON FUNCTION
+    pgtopic.create_topic(text, integer, interval, bigint, bigint, integer),
+    pgtopic.alter_topic(text, integer, interval, bigint, integer), pgtopic.drop_topic(text),
+    pgtopic.grant_topic(text, text, text), pgtopic.revoke_topic(text, text, text)
+   TO pgtopic_admin, pgtopic_producer, pgtopic_consumer;
