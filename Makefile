@@ -14,7 +14,8 @@ OBJS = \
 	src/fetch.o \
 	src/groups.o \
 	src/maintenance.o \
-	src/privileges.o
+	src/privileges.o \
+	src/sizes.o
 
 DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
 # earlier versions (frozen) and the upgrade path from each

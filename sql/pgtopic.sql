@@ -317,7 +317,6 @@ BEGIN
             produced_at timestamptz NOT NULL,
             PRIMARY KEY ("partition", msg_offset)
         ) PARTITION BY LIST ("partition")$ddl$, format('topic_%s', v_id));
-    EXECUTE format('COMMENT ON TABLE pgtopic_data.%I IS %L', format('topic_%s', v_id), 'pgtopic topic ' || topic);
 
     FOR p IN 0 .. partitions - 1 LOOP
         PERFORM pgtopic._create_partition(v_id, p);
@@ -390,28 +389,26 @@ END $$;
 -- Views for psql
 ------------------------------------------------------------------------------
 
--- Bytes on disk of a storage table and everything below it (segments, indexes, TOAST).
--- (Looked up through pg_class: callers need no USAGE on pgtopic_data.)
-CREATE FUNCTION pgtopic._storage_bytes(relname text) RETURNS bigint
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT coalesce(sum(pg_total_relation_size(t.relid)), 0)::bigint
-      FROM pg_class c, pg_partition_tree(c.oid) AS t
-     WHERE c.relnamespace = 'pgtopic_data'::regnamespace AND c.relname = _storage_bytes.relname AND t.isleaf
-$$;
+-- Bytes on disk of a topic, or of one partition (NULL: all): segments, indexes, TOAST. NULL for a
+-- caller without a right on the topic.
+CREATE FUNCTION pgtopic._storage_bytes(topic text, "partition" integer) RETURNS bigint
+    AS 'MODULE_PATHNAME', 'pgtopic_storage_bytes' LANGUAGE C STABLE PARALLEL UNSAFE;
 
 -- The topics the current role may see (any right on them); views show only these.
 CREATE VIEW pgtopic._visible_topics WITH (security_barrier) AS
 SELECT t.* FROM pgtopic.catalog_topics t
  WHERE pgtopic.has_topic_privilege(t.topic, 'consume') OR pgtopic.has_topic_privilege(t.topic, 'produce');
 
-CREATE VIEW pgtopic.topics AS
+-- Every view is a security barrier: a caller's own (leaky) functions in WHERE run only on the
+-- rows the view lets it see.
+CREATE VIEW pgtopic.topics WITH (security_barrier) AS
 SELECT t.topic, t.partitions, t.retention, t.retention_bytes, t.segment_size, t.created_at,
-       pgtopic._storage_bytes('topic_' || t.topic_id) AS bytes, t.max_message_bytes
+       pgtopic._storage_bytes(t.topic, NULL) AS bytes, t.max_message_bytes
   FROM pgtopic._visible_topics t;
 
-CREATE VIEW pgtopic.partitions AS
+CREATE VIEW pgtopic.partitions WITH (security_barrier) AS
 SELECT t.topic, o."partition", o.log_start_offset, o.high_watermark, o.last_stable_offset,
-       pgtopic._storage_bytes(format('topic_%s_p%s', t.topic_id, o."partition")) AS bytes
+       pgtopic._storage_bytes(t.topic, o."partition") AS bytes
   FROM pgtopic._visible_topics t, LATERAL pgtopic.partition_offsets(t.topic) o;
 
 ------------------------------------------------------------------------------
@@ -484,7 +481,7 @@ END $$;
 -- Advisory locks of pgtopic's key spaces (pg_locks.objsubid): 29697 segment DDL,
 -- 29698 group membership (classid = group_id), 29699 partition ownership (classid = group_id,
 -- objid = partition).
-CREATE VIEW pgtopic.group_members AS
+CREATE VIEW pgtopic.group_members WITH (security_barrier) AS
 SELECT g.group_name, t.topic, m.pid, a.application_name, a.client_addr, m.joined_at, m.last_poll,
        ARRAY(SELECT l.objid::integer FROM pg_catalog.pg_locks l
               WHERE l.locktype = 'advisory' AND l.objsubid = 29699 AND l.granted
@@ -496,7 +493,7 @@ SELECT g.group_name, t.topic, m.pid, a.application_name, a.client_addr, m.joined
   JOIN pgtopic._visible_topics t ON t.topic_id = g.topic_id
   LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = m.pid;
 
-CREATE VIEW pgtopic.consumer_lag AS
+CREATE VIEW pgtopic.consumer_lag WITH (security_barrier) AS
 SELECT g.group_name, t.topic, o."partition", c.committed_offset, o.log_start_offset, o.high_watermark,
        o.last_stable_offset,
        greatest(o.last_stable_offset - greatest(coalesce(c.committed_offset, o.log_start_offset), o.log_start_offset), 0) AS lag,
@@ -514,11 +511,13 @@ SELECT g.group_name, t.topic, o."partition", c.committed_offset, o.log_start_off
   LEFT JOIN pgtopic._members() m ON m.pid = l.pid AND m.group_id = g.group_id;
 
 -- Which open producer transaction holds each partition's last stable offset back.
-CREATE VIEW pgtopic.lso_holders AS
+CREATE VIEW pgtopic.lso_holders WITH (security_barrier) AS
 SELECT t.topic, i."partition", i.first_offset, i.pid, a.application_name, a.client_addr, a.xact_start,
        a.state, a.query
   FROM pgtopic._inflight() i
-  JOIN pgtopic._visible_topics t ON to_regclass(format('pgtopic_data.%I', 'topic_' || t.topic_id))::oid = i.storage
+  JOIN pg_catalog.pg_class c ON c.oid = i.storage
+  JOIN pgtopic._visible_topics t ON c.relname = 'topic_' || t.topic_id
+   AND c.relnamespace = (SELECT n.oid FROM pg_catalog.pg_namespace n WHERE n.nspname = 'pgtopic_data')
   LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = i.pid;
 
 ------------------------------------------------------------------------------
@@ -602,7 +601,7 @@ GRANT SELECT ON pgtopic.topics, pgtopic.partitions, pgtopic.consumer_lag, pgtopi
    TO pgtopic_admin, pgtopic_producer, pgtopic_consumer;
 -- what the views call run with the caller's rights
 GRANT EXECUTE ON FUNCTION pgtopic.has_topic_privilege(text, text), pgtopic.partition_offsets(text),
-                          pgtopic._storage_bytes(text), pgtopic._members(), pgtopic._inflight(),
+                          pgtopic._storage_bytes(text, integer), pgtopic._members(), pgtopic._inflight(),
                           pgtopic.murmur2(bytea), pgtopic.key_partition(text, integer)
    TO pgtopic_admin, pgtopic_producer, pgtopic_consumer;
 

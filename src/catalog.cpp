@@ -214,6 +214,19 @@ Topic lookup_topic(text *name, LOCKMODE lockmode)
     }
 }
 
+bool find_topic(text *name, Topic &topic)
+{
+    check_topic_name(name);
+    AcceptInvalidationMessages();
+    TopicCacheKey key;
+    topic_cache_key(name, key);
+    if (TopicCacheEntry *e = cached_topic(key)) {
+        topic = e->topic;
+        return true;
+    }
+    return read_topic_row(name, key, topic);
+}
+
 // The trigger on pgtopic.catalog_topics: every session's topic cache forgets the table's rows
 // when the changing transaction commits (or, in this session, at once).
 Datum topics_changed(FunctionCallInfo fcinfo)

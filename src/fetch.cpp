@@ -8,11 +8,24 @@ namespace {
 
 constexpr int N_COLUMNS = 6;  // partition, msg_offset, key, value, headers, produced_at
 constexpr int COL_OFFSET = 1;
-constexpr int COL_VALUE = 3;
+constexpr int COL_KEY = 2;
+constexpr int COL_HEADERS = 4;
 
-// Value bytes a poll may still return (begin_poll); a poll returns at least one message.
+// Bytes a poll may still return (begin_poll): keys, values and headers as the caller gets them,
+// i.e. decompressed. A poll returns at least one message.
 int64 poll_bytes_left = 0;
 bool poll_returned_any = false;
+
+// What one row costs the poll's budget: its key, value and headers as returned (raw size of a
+// compressed or out-of-line datum, read from its header without decompressing it).
+int64 returned_bytes(const Datum *values, const bool *nulls)
+{
+    int64 bytes = 0;
+    for (int i = COL_KEY; i <= COL_HEADERS; i++)
+        if (!nulls[i])
+            bytes += static_cast<int64>(toast_raw_datum_size(values[i]));
+    return bytes;
+}
 
 // True when a segment's rows have exactly the result's columns (so a stored tuple can be
 // copied into the result as it is).
@@ -61,29 +74,34 @@ int64 read_segment(Oid leaf, int32 partition, int64 from, int64 below, int64 lim
         // Fast path: the stored row goes into the result as one copy, without being taken apart
         // and formed again (nothing of it is stored out of line).
         if (same_shape && !HeapTupleHasExternal(ExecFetchSlotHeapTuple(slot, false, nullptr))) {
-            slot_getsomeattrs(slot, COL_VALUE + 1);
+            slot_getsomeattrs(slot, COL_HEADERS + 1);
             tuplestore_puttupleslot(rsinfo->setResult, slot);
             *last_offset = DatumGetInt64(slot->tts_values[COL_OFFSET]);
-            if (!slot->tts_isnull[COL_VALUE])
-                poll_bytes_left -= static_cast<int64>(VARSIZE_ANY(DatumGetPointer(slot->tts_values[COL_VALUE])));
+            poll_bytes_left -= returned_bytes(slot->tts_values, slot->tts_isnull);
             poll_returned_any = true;
             count++;
             continue;
         }
         slot_getallattrs(slot);
+        bool fetched[N_COLUMNS] = {};
         for (int i = 0; i < N_COLUMNS; i++) {
             values[i] = slot->tts_values[i];
             nulls[i] = slot->tts_isnull[i];
             // Out-of-line values are fetched now, while the snapshot is registered.
-            if (!nulls[i] && i > COL_OFFSET && TupleDescAttr(slot->tts_tupleDescriptor, i)->attlen == -1 &&
-                VARATT_IS_EXTERNAL(DatumGetPointer(values[i])))
+            fetched[i] = !nulls[i] && i > COL_OFFSET && TupleDescAttr(slot->tts_tupleDescriptor, i)->attlen == -1 &&
+                         VARATT_IS_EXTERNAL(DatumGetPointer(values[i]));
+            if (fetched[i])
                 values[i] = PointerGetDatum(detoast_external_attr(reinterpret_cast<struct varlena *>(DatumGetPointer(values[i]))));
         }
         tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
         *last_offset = DatumGetInt64(values[COL_OFFSET]);
-        if (!nulls[COL_VALUE])
-            poll_bytes_left -= static_cast<int64>(VARSIZE_ANY(DatumGetPointer(values[COL_VALUE])));
+        poll_bytes_left -= returned_bytes(values, nulls);
         poll_returned_any = true;
+        // The tuplestore has its own copy (spilled to disk past work_mem): a poll of many large
+        // messages must not keep every fetched value in this call's memory.
+        for (int i = 0; i < N_COLUMNS; i++)
+            if (fetched[i])
+                pfree(DatumGetPointer(values[i]));
         count++;
     }
 

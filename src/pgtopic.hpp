@@ -35,6 +35,8 @@ struct Topic {
 void check_topic_name(text *name);
 // Finds a topic and locks its storage table in `lockmode` (42704 when unknown).
 Topic lookup_topic(text *name, LOCKMODE lockmode);
+// The topic's catalog row without locking its storage: false when there is no such topic.
+bool find_topic(text *name, Topic &topic);
 // 22023 unless 0 <= partition < topic.partitions.
 void check_partition(const Topic &topic, int32 partition);
 // Raises 22004 naming the argument when it is NULL.

@@ -260,6 +260,10 @@ PGTOPIC_FUNCTION(pgtopic_has_topic_privilege)
 {
     require_args(fcinfo, {"topic", "privilege"});
     Right right = parse_right(PG_GETARG_TEXT_PP(1));
-    Topic topic = lookup_topic(PG_GETARG_TEXT_PP(0), AccessShareLock);
+    // A topic that does not exist answers false, as one the caller has no right on: the answer
+    // must not tell a role which topics exist.
+    Topic topic{};
+    if (!find_topic(PG_GETARG_TEXT_PP(0), topic))
+        PG_RETURN_BOOL(false);
     PG_RETURN_BOOL(has_topic_right(topic.id, GetUserId(), right));
 }

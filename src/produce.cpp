@@ -234,12 +234,16 @@ Datum produce_many(FunctionCallInfo fcinfo, ValueKind kind)
     PreventCommandIfReadOnly("pgtopic.produce_batch");
     require_arg(fcinfo, 0, "topic");
     require_arg(fcinfo, 1, "messages");
-    // The byte limit first, from the array's raw size: nothing is detoasted or copied yet.
-    Size array_bytes = toast_raw_datum_size(PG_GETARG_DATUM(1));
+    // The byte limit first, from the arrays' raw sizes (messages, keys and headers): nothing is
+    // detoasted or copied yet.
+    Size array_bytes = 0;
+    for (int argno = 1; argno <= 3; argno++)
+        if (argno < PG_NARGS() && !PG_ARGISNULL(argno))
+            array_bytes += toast_raw_datum_size(PG_GETARG_DATUM(argno));
     if (array_bytes > static_cast<Size>(max_batch_bytes))
         ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-                        errmsg("messages array of %zu bytes exceeds pgtopic.max_batch_bytes (%d)", array_bytes,
-                               max_batch_bytes)));
+                        errmsg("messages, keys and headers arrays of %zu bytes exceed pgtopic.max_batch_bytes (%d)",
+                               array_bytes, max_batch_bytes)));
     Topic topic = lookup_topic(PG_GETARG_TEXT_PP(0), RowExclusiveLock);
     require_topic_right(topic, PG_GETARG_TEXT_PP(0), Right::Produce);
     ArrayArg messages = array_arg(fcinfo, 1, "messages");

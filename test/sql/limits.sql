@@ -42,6 +42,24 @@ SELECT min(msg_offset), max(msg_offset) FROM pgtopic.consume('lim-poll', 'g', 10
 SET pgtopic.max_poll_bytes = 1;
 SELECT count(*) FROM pgtopic.fetch('lim-poll', 0, 0, 100);
 RESET pgtopic.max_poll_bytes;
+-- keys and headers count as returned too (decompressed: a key that compresses to almost
+-- nothing costs its full size)
+SELECT pgtopic.create_topic('lim-keys', 1);
+SELECT pgtopic.produce_batch('lim-keys', array_agg('v'::text), array_agg(repeat('k', 100000)),
+                             array_agg(jsonb_build_object('h', repeat('h', 100)))) FROM generate_series(1, 10);
+SET pgtopic.max_poll_bytes = 250000;
+SELECT count(*), min(msg_offset), max(msg_offset) FROM pgtopic.fetch('lim-keys', 0, 0, 100);
+SELECT count(*), min(msg_offset), max(msg_offset) FROM pgtopic.consume('lim-keys', 'g', 100);
+SELECT count(*), min(msg_offset), max(msg_offset) FROM pgtopic.consume('lim-keys', 'g', 100);
+RESET pgtopic.max_poll_bytes;
+SELECT pgtopic.leave('lim-keys', 'g');
+-- produce_batch's byte limit covers the keys and headers arrays as well as the messages
+SET pgtopic.max_batch_bytes = 1024;
+SELECT pgtopic.produce_batch('lim-keys', ARRAY['a', 'b'], keys => ARRAY[repeat('k', 600), repeat('k', 600)]);
+SELECT pgtopic.produce_batch('lim-keys', ARRAY['a', 'b'], headers => ARRAY[jsonb_build_object('h', repeat('h', 1100)), '{}']);
+SELECT pgtopic.produce_batch('lim-keys', ARRAY['a', 'b'], keys => ARRAY['k1', 'k2']);
+RESET pgtopic.max_batch_bytes;
+SELECT pgtopic.drop_topic('lim-keys');
 
 -- no writes in read-only transactions
 BEGIN READ ONLY;

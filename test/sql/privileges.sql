@@ -107,6 +107,31 @@ SET ROLE pt_producer;
 SELECT pgtopic.has_topic_privilege('secret', 'produce') AS produce, pgtopic.has_topic_privilege('secret', 'consume') AS consume;
 RESET ROLE;
 
+-- metadata privacy: nothing about a topic reaches a role without a right on it
+SELECT count(*) FROM pgtopic.consume('other', 'other-group');  -- a group of 'other' (as the superuser)
+CREATE FUNCTION pg_temp.leak(text) RETURNS boolean LANGUAGE plpgsql COST 0.000001 AS $$
+BEGIN
+    RAISE NOTICE 'leaked: %', $1;
+    RETURN true;
+END $$;
+GRANT EXECUTE ON FUNCTION pg_temp.leak(text) TO PUBLIC;
+SET ROLE pt_producer;
+-- security-barrier views: a cheap leaky function in WHERE sees only the rows the view lets through
+SELECT count(*) FROM pgtopic.consumer_lag WHERE pg_temp.leak(group_name || '@' || topic);
+SELECT count(*) FROM pgtopic.group_members WHERE pg_temp.leak(group_name || '@' || topic);
+SELECT count(*) FROM pgtopic.topics WHERE pg_temp.leak(topic);
+SELECT count(*) FROM pgtopic.partitions WHERE pg_temp.leak(topic);
+SELECT count(*) FROM pgtopic.lso_holders WHERE pg_temp.leak(topic);
+-- sizes only of topics the role may use; existence is not revealed by has_topic_privilege
+SELECT pgtopic._storage_bytes('other', NULL) AS other_bytes, pgtopic._storage_bytes('secret', NULL) > 0 AS secret_bytes;
+SELECT pgtopic.has_topic_privilege('other', 'consume') AS existing, pgtopic.has_topic_privilege('no-such-topic', 'consume') AS missing;
+RESET ROLE;
+-- the storage tables carry no topic names (pg_class and its comments are readable by everyone)
+SELECT count(*) AS named_storage FROM pg_class c
+ WHERE c.relnamespace = 'pgtopic_data'::regnamespace
+   AND (obj_description(c.oid, 'pg_class') LIKE '%secret%' OR obj_description(c.oid, 'pg_class') LIKE '%other%');
+SELECT pgtopic.leave('other', 'other-group');
+
 SELECT pgtopic.drop_topic('secret');
 SELECT pgtopic.drop_topic('other');
 SELECT count(*) FROM pgtopic.catalog_grants;
