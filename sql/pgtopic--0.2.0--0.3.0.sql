@@ -85,3 +85,55 @@ SELECT t.topic, i."partition", i.first_offset, i.pid, a.application_name, a.clie
   JOIN pgtopic._visible_topics t ON c.relname = 'topic_' || t.topic_id
    AND c.relnamespace = (SELECT n.oid FROM pg_catalog.pg_namespace n WHERE n.nspname = 'pgtopic_data')
   LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = i.pid;
+
+-- One SQL surface: create_topic(if_not_exists), drop_topic(if_exists), grant/revoke take regrole,
+-- produce_batch_offsets returns each message's partition and offset.
+DROP FUNCTION pgtopic.create_topic(text, integer, interval, bigint, bigint, integer);
+DROP FUNCTION pgtopic.drop_topic(text);
+DROP FUNCTION pgtopic.grant_topic(text, text, text);
+DROP FUNCTION pgtopic.revoke_topic(text, text, text);
+CREATE FUNCTION pgtopic.create_topic(topic text, partitions integer DEFAULT 1,
+                                     retention interval DEFAULT NULL, retention_bytes bigint DEFAULT NULL,
+                                     segment_size bigint DEFAULT NULL, max_message_bytes integer DEFAULT NULL,
+                                     if_not_exists boolean DEFAULT false)
+    RETURNS void
+    AS 'MODULE_PATHNAME', 'pgtopic_create_topic' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION pgtopic.drop_topic(topic text, if_exists boolean DEFAULT false) RETURNS void
+    AS 'MODULE_PATHNAME', 'pgtopic_drop_topic' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION pgtopic.grant_topic(topic text, role regrole, privilege text) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'pgtopic_grant_topic' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION pgtopic.revoke_topic(topic text, role regrole, privilege text) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'pgtopic_revoke_topic' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+-- produce_batch that returns each message's partition and offset, in the array's order
+-- (ordinality from 1, as WITH ORDINALITY numbers the array).
+CREATE FUNCTION pgtopic.produce_batch_offsets(topic text, messages bytea[], keys text[] DEFAULT NULL,
+                                              headers jsonb[] DEFAULT NULL)
+    RETURNS TABLE (ordinality integer, "partition" integer, msg_offset bigint)
+    AS 'MODULE_PATHNAME', 'pgtopic_produce_batch_offsets_bytea' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION pgtopic.produce_batch_offsets(topic text, messages text[], keys text[] DEFAULT NULL,
+                                              headers jsonb[] DEFAULT NULL)
+    RETURNS TABLE (ordinality integer, "partition" integer, msg_offset bigint)
+    AS 'MODULE_PATHNAME', 'pgtopic_produce_batch_offsets_text' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION pgtopic.produce_batch_offsets(topic text, messages jsonb[], keys text[] DEFAULT NULL,
+                                              headers jsonb[] DEFAULT NULL)
+    RETURNS TABLE (ordinality integer, "partition" integer, msg_offset bigint)
+    AS 'MODULE_PATHNAME', 'pgtopic_produce_batch_offsets_jsonb' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+REVOKE ALL ON FUNCTION pgtopic.create_topic(text, integer, interval, bigint, bigint, integer, boolean),
+    pgtopic.drop_topic(text, boolean), pgtopic.grant_topic(text, regrole, text), pgtopic.revoke_topic(text, regrole, text),
+    pgtopic.produce_batch_offsets(text, bytea[], text[], jsonb[]), pgtopic.produce_batch_offsets(text, text[], text[], jsonb[]),
+    pgtopic.produce_batch_offsets(text, jsonb[], text[], jsonb[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION
+    pgtopic.produce_batch_offsets(text, bytea[], text[], jsonb[]), pgtopic.produce_batch_offsets(text, text[], text[], jsonb[]),
+    pgtopic.produce_batch_offsets(text, jsonb[], text[], jsonb[])
+   TO pgtopic_admin, pgtopic_producer;
+GRANT EXECUTE ON FUNCTION
+    pgtopic.create_topic(text, integer, interval, bigint, bigint, integer, boolean), pgtopic.drop_topic(text, boolean),
+    pgtopic.grant_topic(text, regrole, text), pgtopic.revoke_topic(text, regrole, text)
+   TO pgtopic_admin, pgtopic_producer, pgtopic_consumer;

@@ -132,6 +132,23 @@ CREATE FUNCTION pgtopic.produce_batch(topic text, messages jsonb[], keys text[] 
     RETURNS bigint
     AS 'MODULE_PATHNAME', 'pgtopic_produce_batch_jsonb' LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
+-- produce_batch that returns each message's partition and offset, in the array's order
+-- (ordinality from 1, as WITH ORDINALITY numbers the array).
+CREATE FUNCTION pgtopic.produce_batch_offsets(topic text, messages bytea[], keys text[] DEFAULT NULL,
+                                              headers jsonb[] DEFAULT NULL)
+    RETURNS TABLE (ordinality integer, "partition" integer, msg_offset bigint)
+    AS 'MODULE_PATHNAME', 'pgtopic_produce_batch_offsets_bytea' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION pgtopic.produce_batch_offsets(topic text, messages text[], keys text[] DEFAULT NULL,
+                                              headers jsonb[] DEFAULT NULL)
+    RETURNS TABLE (ordinality integer, "partition" integer, msg_offset bigint)
+    AS 'MODULE_PATHNAME', 'pgtopic_produce_batch_offsets_text' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION pgtopic.produce_batch_offsets(topic text, messages jsonb[], keys text[] DEFAULT NULL,
+                                              headers jsonb[] DEFAULT NULL)
+    RETURNS TABLE (ordinality integer, "partition" integer, msg_offset bigint)
+    AS 'MODULE_PATHNAME', 'pgtopic_produce_batch_offsets_jsonb' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
 CREATE FUNCTION pgtopic.fetch(topic text, "partition" integer, from_offset bigint,
                               max_messages integer DEFAULT 100)
     RETURNS TABLE ("partition" integer, msg_offset bigint, key text, value bytea,
@@ -142,7 +159,8 @@ CREATE FUNCTION pgtopic.fetch(topic text, "partition" integer, from_offset bigin
 -- then the internal PL/pgSQL below runs as the extension's owner.
 CREATE FUNCTION pgtopic.create_topic(topic text, partitions integer DEFAULT 1,
                                      retention interval DEFAULT NULL, retention_bytes bigint DEFAULT NULL,
-                                     segment_size bigint DEFAULT NULL, max_message_bytes integer DEFAULT NULL)
+                                     segment_size bigint DEFAULT NULL, max_message_bytes integer DEFAULT NULL,
+                                     if_not_exists boolean DEFAULT false)
     RETURNS void
     AS 'MODULE_PATHNAME', 'pgtopic_create_topic' LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
@@ -151,13 +169,13 @@ CREATE FUNCTION pgtopic.alter_topic(topic text, partitions integer DEFAULT NULL,
                                     max_message_bytes integer DEFAULT NULL) RETURNS void
     AS 'MODULE_PATHNAME', 'pgtopic_alter_topic' LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
-CREATE FUNCTION pgtopic.drop_topic(topic text) RETURNS void
+CREATE FUNCTION pgtopic.drop_topic(topic text, if_exists boolean DEFAULT false) RETURNS void
     AS 'MODULE_PATHNAME', 'pgtopic_drop_topic' LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
-CREATE FUNCTION pgtopic.grant_topic(topic text, role text, privilege text) RETURNS boolean
+CREATE FUNCTION pgtopic.grant_topic(topic text, role regrole, privilege text) RETURNS boolean
     AS 'MODULE_PATHNAME', 'pgtopic_grant_topic' LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
-CREATE FUNCTION pgtopic.revoke_topic(topic text, role text, privilege text) RETURNS boolean
+CREATE FUNCTION pgtopic.revoke_topic(topic text, role regrole, privilege text) RETURNS boolean
     AS 'MODULE_PATHNAME', 'pgtopic_revoke_topic' LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 CREATE FUNCTION pgtopic.has_topic_privilege(topic text, privilege text) RETURNS boolean
@@ -608,7 +626,9 @@ GRANT EXECUTE ON FUNCTION pgtopic.has_topic_privilege(text, text), pgtopic.parti
 GRANT EXECUTE ON FUNCTION
     pgtopic.produce(text, bytea, text, jsonb, integer), pgtopic.produce(text, text, text, jsonb, integer),
     pgtopic.produce(text, jsonb, text, jsonb, integer), pgtopic.produce_batch(text, bytea[], text[], jsonb[]),
-    pgtopic.produce_batch(text, text[], text[], jsonb[]), pgtopic.produce_batch(text, jsonb[], text[], jsonb[])
+    pgtopic.produce_batch(text, text[], text[], jsonb[]), pgtopic.produce_batch(text, jsonb[], text[], jsonb[]),
+    pgtopic.produce_batch_offsets(text, bytea[], text[], jsonb[]), pgtopic.produce_batch_offsets(text, text[], text[], jsonb[]),
+    pgtopic.produce_batch_offsets(text, jsonb[], text[], jsonb[])
    TO pgtopic_admin, pgtopic_producer;
 
 GRANT EXECUTE ON FUNCTION
@@ -623,7 +643,7 @@ GRANT EXECUTE ON FUNCTION
 
 -- alter/drop/grant/revoke check the admin right on the topic itself (pgtopic_admin or a per-topic grant)
 GRANT EXECUTE ON FUNCTION
-    pgtopic.create_topic(text, integer, interval, bigint, bigint, integer),
-    pgtopic.alter_topic(text, integer, interval, bigint, integer), pgtopic.drop_topic(text),
-    pgtopic.grant_topic(text, text, text), pgtopic.revoke_topic(text, text, text)
+    pgtopic.create_topic(text, integer, interval, bigint, bigint, integer, boolean),
+    pgtopic.alter_topic(text, integer, interval, bigint, integer), pgtopic.drop_topic(text, boolean),
+    pgtopic.grant_topic(text, regrole, text), pgtopic.revoke_topic(text, regrole, text)
    TO pgtopic_admin, pgtopic_producer, pgtopic_consumer;

@@ -195,6 +195,13 @@ PGTOPIC_FUNCTION(pgtopic_create_topic)
     require_arg(fcinfo, 0, "topic");
     check_topic_name(PG_GETARG_TEXT_PP(0));
     require_global_admin();
+    // 0.3.0: if_not_exists (a NOTICE and nothing else when the topic is there, whatever its settings)
+    Topic existing{};
+    if (PG_NARGS() >= 7 && !PG_ARGISNULL(6) && PG_GETARG_BOOL(6) && find_topic(PG_GETARG_TEXT_PP(0), existing)) {
+        ereport(NOTICE, (errcode(ERRCODE_DUPLICATE_OBJECT),
+                         errmsg("topic \"%s\" already exists, skipping", text_to_cstring(PG_GETARG_TEXT_PP(0)))));
+        PG_RETURN_VOID();
+    }
     // 0.2.0 added max_message_bytes; the 0.1.0 SQL declaration has one argument fewer.
     Oid argtypes[6] = {TEXTOID, INT4OID, INTERVALOID, INT8OID, INT8OID, INT4OID};
     if (PG_NARGS() >= 6)
@@ -222,6 +229,13 @@ PGTOPIC_FUNCTION(pgtopic_drop_topic)
 {
     require_arg(fcinfo, 0, "topic");
     text *name = PG_GETARG_TEXT_PP(0);
+    // 0.3.0: if_exists
+    Topic existing{};
+    if (PG_NARGS() >= 2 && !PG_ARGISNULL(1) && PG_GETARG_BOOL(1) && !find_topic(name, existing)) {
+        ereport(NOTICE, (errcode(ERRCODE_UNDEFINED_OBJECT),
+                         errmsg("topic \"%s\" does not exist, skipping", text_to_cstring(name))));
+        PG_RETURN_VOID();
+    }
     Topic topic = lookup_topic(name, AccessShareLock);
     require_topic_right(topic, name, Right::Admin);
     Oid argtypes[1] = {TEXTOID};
@@ -235,7 +249,10 @@ static Datum change_grant(FunctionCallInfo fcinfo, bool grant)
     require_args(fcinfo, {"topic", "role", "privilege"});
     text *name = PG_GETARG_TEXT_PP(0);
     Right right = parse_right(PG_GETARG_TEXT_PP(2));
-    Oid role = get_role_oid(text_to_cstring(PG_GETARG_TEXT_PP(1)), false);
+    // regrole from 0.3.0 on (text before)
+    Oid role = get_fn_expr_argtype(fcinfo->flinfo, 1) == REGROLEOID
+                   ? PG_GETARG_OID(1)
+                   : get_role_oid(text_to_cstring(PG_GETARG_TEXT_PP(1)), false);
     Topic topic = lookup_topic(name, AccessShareLock);
     require_topic_right(topic, name, Right::Admin);
     (void) right;

@@ -229,7 +229,9 @@ ArrayArg array_arg(FunctionCallInfo fcinfo, int argno, const char *name)
     return a;
 }
 
-Datum produce_many(FunctionCallInfo fcinfo, ValueKind kind)
+// produce_batch (returns the count) and produce_batch_offsets (returns each message's partition
+// and offset, in the order of the array).
+Datum produce_many(FunctionCallInfo fcinfo, ValueKind kind, bool return_offsets)
 {
     PreventCommandIfReadOnly("pgtopic.produce_batch");
     require_arg(fcinfo, 0, "topic");
@@ -273,8 +275,13 @@ Datum produce_many(FunctionCallInfo fcinfo, ValueKind kind)
         prepare_message(m, kind, i, topic.max_message_bytes);
     }
 
-    if (n == 0)
+    if (return_offsets)
+        begin_materialized_result(fcinfo);
+    if (n == 0) {
+        if (return_offsets)
+            return Datum(0);
         PG_RETURN_INT64(0);
+    }
 
     // Partition each message, then group by partition keeping the array order (a stable
     // counting sort): messages with one key keep their order within their partition.
@@ -290,16 +297,36 @@ Datum produce_many(FunctionCallInfo fcinfo, ValueKind kind)
     std::partial_sum(starts.begin(), starts.end(), starts.begin());
     std::vector<int> fill(starts.begin(), starts.end() - 1);
     std::vector<Message> sorted(static_cast<size_t>(n));
-    for (int i = 0; i < n; i++)
-        sorted[static_cast<size_t>(fill[static_cast<size_t>(msgs[i].partition)]++)] = msgs[i];
+    std::vector<int> position(static_cast<size_t>(n));  // sorted index of each array element
+    for (int i = 0; i < n; i++) {
+        int at = fill[static_cast<size_t>(msgs[i].partition)]++;
+        sorted[static_cast<size_t>(at)] = msgs[i];
+        position[static_cast<size_t>(i)] = at;
+    }
 
     const TimestampTz now = GetCurrentTimestamp();
+    std::vector<int64> first(static_cast<size_t>(parts), -1);
     for (int32 p = 0; p < parts; p++) {
         int begin = starts[static_cast<size_t>(p)], end = starts[static_cast<size_t>(p) + 1];
         if (end > begin)
-            pg_call([&] { (void) write_partition(topic, p, sorted.data() + begin, end - begin, now); });
+            first[static_cast<size_t>(p)] =
+                pg_call([&] { return write_partition(topic, p, sorted.data() + begin, end - begin, now); });
     }
-    PG_RETURN_INT64(n);
+    if (!return_offsets)
+        PG_RETURN_INT64(n);
+
+    // One partition's messages got consecutive offsets, in array order.
+    auto *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
+    pg_call([&] {
+        for (int i = 0; i < n; i++) {
+            int32 p = msgs[i].partition;
+            int64 offset = first[static_cast<size_t>(p)] + (position[static_cast<size_t>(i)] - starts[static_cast<size_t>(p)]);
+            Datum values[3] = {Int32GetDatum(i + 1), Int32GetDatum(p), Int64GetDatum(offset)};
+            bool nulls[3] = {false, false, false};
+            tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+        }
+    });
+    return Datum(0);
 }
 
 }  // namespace
@@ -310,6 +337,9 @@ using pgtopic::ValueKind;
 PGTOPIC_FUNCTION(pgtopic_produce_bytea) { return pgtopic::produce_one(fcinfo, ValueKind::Bytea); }
 PGTOPIC_FUNCTION(pgtopic_produce_text) { return pgtopic::produce_one(fcinfo, ValueKind::Text); }
 PGTOPIC_FUNCTION(pgtopic_produce_jsonb) { return pgtopic::produce_one(fcinfo, ValueKind::Jsonb); }
-PGTOPIC_FUNCTION(pgtopic_produce_batch_bytea) { return pgtopic::produce_many(fcinfo, ValueKind::Bytea); }
-PGTOPIC_FUNCTION(pgtopic_produce_batch_text) { return pgtopic::produce_many(fcinfo, ValueKind::Text); }
-PGTOPIC_FUNCTION(pgtopic_produce_batch_jsonb) { return pgtopic::produce_many(fcinfo, ValueKind::Jsonb); }
+PGTOPIC_FUNCTION(pgtopic_produce_batch_bytea) { return pgtopic::produce_many(fcinfo, ValueKind::Bytea, false); }
+PGTOPIC_FUNCTION(pgtopic_produce_batch_text) { return pgtopic::produce_many(fcinfo, ValueKind::Text, false); }
+PGTOPIC_FUNCTION(pgtopic_produce_batch_jsonb) { return pgtopic::produce_many(fcinfo, ValueKind::Jsonb, false); }
+PGTOPIC_FUNCTION(pgtopic_produce_batch_offsets_bytea) { return pgtopic::produce_many(fcinfo, ValueKind::Bytea, true); }
+PGTOPIC_FUNCTION(pgtopic_produce_batch_offsets_text) { return pgtopic::produce_many(fcinfo, ValueKind::Text, true); }
+PGTOPIC_FUNCTION(pgtopic_produce_batch_offsets_jsonb) { return pgtopic::produce_many(fcinfo, ValueKind::Jsonb, true); }

@@ -62,3 +62,15 @@ SELECT high_watermark, last_stable_offset FROM pgtopic.partitions WHERE topic = 
 SELECT count(*) FROM pgtopic.fetch('segmented', 0, 351);
 COMMIT;
 SELECT count(*) FROM pgtopic.fetch('segmented', 0, 351);
+
+-- produce_batch_offsets: each message's partition and offset, in the array's order; a key's
+-- messages get consecutive offsets in order
+SELECT pgtopic.create_topic('batch-offsets', 3);
+SELECT * FROM pgtopic.produce_batch_offsets('batch-offsets', ARRAY['a', 'b', 'c', 'd', 'e'],
+                                            keys => ARRAY['k1', 'k2', 'k1', 'k3', 'k1']);
+CREATE TEMP TABLE produced AS
+SELECT * FROM pgtopic.produce_batch_offsets('batch-offsets', ARRAY['f', 'g']::bytea[], keys => ARRAY['k1', 'k2']);
+SELECT o.ordinality, o."partition", o.msg_offset, convert_from(f.value, 'UTF8') AS value, f.key
+  FROM produced AS o JOIN LATERAL pgtopic.fetch('batch-offsets', o."partition", o.msg_offset, 1) AS f ON true ORDER BY 1;
+SELECT * FROM pgtopic.produce_batch_offsets('batch-offsets', ARRAY[]::jsonb[]);
+SELECT pgtopic.drop_topic('batch-offsets');

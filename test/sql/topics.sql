@@ -55,3 +55,12 @@ SELECT topic, partitions FROM pgtopic.topics WHERE topic = 'orders';
 -- the catalog is dumped with the data
 SELECT c.relname FROM pg_extension e, unnest(e.extconfig) AS cfg(oid) JOIN pg_class c ON c.oid = cfg.oid
  WHERE e.extname = 'pgtopic' ORDER BY 1;
+
+-- if_not_exists / if_exists: a NOTICE and nothing else
+SELECT pgtopic.create_topic('maybe', 2, if_not_exists => true);
+SELECT pgtopic.create_topic('maybe', 5, if_not_exists => true);
+SELECT topic, partitions FROM pgtopic.topics WHERE topic = 'maybe';
+SELECT pgtopic.create_topic('maybe', 2);
+SELECT pgtopic.drop_topic('maybe', if_exists => true);
+SELECT pgtopic.drop_topic('maybe', if_exists => true);
+SELECT pgtopic.drop_topic('maybe');
