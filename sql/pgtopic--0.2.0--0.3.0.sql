@@ -137,3 +137,8 @@ GRANT EXECUTE ON FUNCTION
     pgtopic.create_topic(text, integer, interval, bigint, bigint, integer, boolean), pgtopic.drop_topic(text, boolean),
     pgtopic.grant_topic(text, regrole, text), pgtopic.revoke_topic(text, regrole, text)
    TO pgtopic_admin, pgtopic_producer, pgtopic_consumer;
+
+-- Rights cache: catalog_grants changes empty every session's cached rights.
+-- Sessions cache their rights on topics too (src/privileges.cpp); the same trigger empties them.
+CREATE TRIGGER grants_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON pgtopic.catalog_grants
+    FOR EACH STATEMENT EXECUTE FUNCTION pgtopic._topics_changed();

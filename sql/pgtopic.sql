@@ -74,6 +74,9 @@ CREATE FUNCTION pgtopic._topics_changed() RETURNS trigger
     AS 'MODULE_PATHNAME', 'pgtopic_topics_changed' LANGUAGE C;
 CREATE TRIGGER topics_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON pgtopic.catalog_topics
     FOR EACH STATEMENT EXECUTE FUNCTION pgtopic._topics_changed();
+-- Sessions cache their rights on topics too (src/privileges.cpp); the same trigger empties them.
+CREATE TRIGGER grants_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON pgtopic.catalog_grants
+    FOR EACH STATEMENT EXECUTE FUNCTION pgtopic._topics_changed();
 
 -- The extension's roles (cluster-wide; kept if the extension is dropped).
 DO $roles$

@@ -74,35 +74,113 @@ void internal_end(const InternalScope &scope)
     SetUserIdAndSecContext(scope.user, scope.sec_context);
 }
 
+namespace {
+
+// Session cache of rights by (topic, role): a produce or consume by a role holding only grants
+// costs a hash probe instead of a scan of catalog_grants. Emptied when catalog_grants changes (a
+// statement trigger sends a relcache invalidation for it, as for catalog_topics), when role
+// memberships or roles change (syscache callbacks), and filled with a fresh snapshot, so a cached
+// answer is never older than the invalidations already accepted.
+struct RightsKey {
+    int32 topic_id;
+    Oid role;
+};
+struct RightsEntry {
+    RightsKey key;
+    uint8 allowed;  // bit per Right
+};
+
+HTAB *rights_cache = nullptr;
+Oid cached_grants_relid = InvalidOid;
+
+void rights_cache_reset()
+{
+    if (rights_cache == nullptr)
+        return;
+    HASH_SEQ_STATUS status;
+    hash_seq_init(&status, rights_cache);
+    while (auto *e = static_cast<RightsEntry *>(hash_seq_search(&status)))
+        (void) hash_search(rights_cache, &e->key, HASH_REMOVE, nullptr);
+}
+
+void rights_relcache_callback(Datum, Oid relid)
+{
+    if (!OidIsValid(relid) || relid == cached_grants_relid)
+        rights_cache_reset();
+}
+
+void rights_syscache_callback(Datum, int, uint32)
+{
+    rights_cache_reset();
+}
+
+uint8 right_bit(Right right)
+{
+    return static_cast<uint8>(1u << static_cast<int>(right));
+}
+
+// Every right `role` has on the topic, read from catalog_grants.
+uint8 read_rights(Relation grants, Oid index, int32 topic_id, Oid role)
+{
+    ScanKeyData key;
+    ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_INT4EQ, Int32GetDatum(topic_id));
+    Snapshot snapshot = RegisterSnapshot(GetLatestSnapshot());
+    SysScanDesc scan = systable_beginscan(grants, index, true, snapshot, 1, &key);
+    uint8 allowed = 0;
+    TupleDesc desc = RelationGetDescr(grants);
+    while (HeapTuple tuple = systable_getnext(scan)) {
+        bool isnull = false;
+        Oid grantee = DatumGetObjectId(heap_getattr(tuple, 2, desc, &isnull));
+        char *privilege = TextDatumGetCString(heap_getattr(tuple, 3, desc, &isnull));
+        if (!has_privs_of_role(role, grantee))
+            continue;
+        for (Right r : {Right::Produce, Right::Consume, Right::Admin})
+            if (strcmp(privilege, right_name(r)) == 0 || strcmp(privilege, "admin") == 0)
+                allowed |= right_bit(r);
+    }
+    systable_endscan(scan);
+    UnregisterSnapshot(snapshot);
+    return allowed;
+}
+
+}  // namespace
+
 bool has_topic_right(int32 topic_id, Oid role, Right right)
 {
     if (is_global_admin(role))
         return true;
+    RightsKey key{topic_id, role};
+    if (rights_cache != nullptr) {
+        if (auto *e = static_cast<RightsEntry *>(hash_search(rights_cache, &key, HASH_FIND, nullptr)))
+            return (e->allowed & right_bit(right)) != 0;
+    }
     Oid ns = get_namespace_oid("pgtopic", false);
     Oid grants = get_relname_relid("catalog_grants", ns);
     Oid index = get_relname_relid("catalog_grants_pkey", ns);
     if (!OidIsValid(grants) || !OidIsValid(index))
         return false;
     Relation rel = table_open(grants, AccessShareLock);
-    ScanKeyData key;
-    ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_INT4EQ, Int32GetDatum(topic_id));
-    Snapshot snapshot = ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot();
-    SysScanDesc scan = systable_beginscan(rel, index, true, snapshot, 1, &key);
-    bool allowed = false;
-    TupleDesc desc = RelationGetDescr(rel);
-    while (!allowed) {
-        HeapTuple tuple = systable_getnext(scan);
-        if (!HeapTupleIsValid(tuple))
-            break;
-        bool isnull = false;
-        Oid grantee = DatumGetObjectId(heap_getattr(tuple, 2, desc, &isnull));
-        char *privilege = TextDatumGetCString(heap_getattr(tuple, 3, desc, &isnull));
-        bool covers = strcmp(privilege, right_name(right)) == 0 || strcmp(privilege, "admin") == 0;
-        allowed = covers && has_privs_of_role(role, grantee);
-    }
-    systable_endscan(scan);
+    uint8 allowed = read_rights(rel, index, topic_id, role);
+    bool cacheable = rel->rd_rel->relhastriggers;  // the invalidation trigger (from 0.3.0 on)
     table_close(rel, AccessShareLock);
-    return allowed;
+    if (cacheable) {
+        if (rights_cache == nullptr) {
+            HASHCTL ctl;
+            ctl.keysize = sizeof(RightsKey);
+            ctl.entrysize = sizeof(RightsEntry);
+            ctl.hcxt = CacheMemoryContext;
+            rights_cache = hash_create("pgtopic rights", 64, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+            CacheRegisterRelcacheCallback(rights_relcache_callback, Datum(0));
+            CacheRegisterSyscacheCallback(AUTHMEMROLEMEM, rights_syscache_callback, Datum(0));
+            CacheRegisterSyscacheCallback(AUTHOID, rights_syscache_callback, Datum(0));
+        }
+        if (cached_grants_relid != grants)
+            rights_cache_reset();
+        cached_grants_relid = grants;
+        auto *e = static_cast<RightsEntry *>(hash_search(rights_cache, &key, HASH_ENTER, nullptr));
+        e->allowed = allowed;
+    }
+    return (allowed & right_bit(right)) != 0;
 }
 
 void require_topic_right(const Topic &topic, text *topic_name, Right right)
