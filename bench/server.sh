@@ -3,7 +3,7 @@
 # Sourced by bench/run. Needs: BENCH_DIR, BENCH_PORT. Builds nothing: uses the pgtopic installed
 # in the system PostgreSQL 15 (scripts/setup installs it).
 BIN=/usr/lib/postgresql/15/bin
-as_pg() { runuser -u postgres -- "$@"; }
+as_pg() { (cd / && runuser -u postgres -- "$@"); }   # never in the checkout (it may be unreadable to postgres)
 
 # The fixed settings, printed with every result table.
 BENCH_SETTINGS=(

@@ -1,6 +1,7 @@
 """A throwaway PostgreSQL 15 with pgtopic preloaded, for the Python checks under test/
 (test/fuzz/property_test.py, test/chaos/chaos_check.py). Run as root, the server runs as the
-postgres user; it listens only on a Unix socket in its own directory."""
+postgres user, with its own directory as working directory (never the checkout, which postgres may
+not be able to read); it listens only on a Unix socket in that directory."""
 
 import os
 import shutil
@@ -53,7 +54,7 @@ class ThrowawayServer:
             shutil.chown(self.dir, 'postgres', 'postgres')
         subprocess.run(as_postgres([os.path.join(self.bindir, 'initdb'), '-D', self.data, '-A', 'trust', '-U',
                                     'postgres', '-E', 'UTF8', '--locale=C', '--no-sync']),
-                       check=True, stdout=subprocess.DEVNULL)
+                       check=True, stdout=subprocess.DEVNULL, cwd=self.dir)
         with open(os.path.join(self.data, 'postgresql.conf'), 'a') as f:
             f.write(f"""
 port = {self.port}
@@ -62,7 +63,7 @@ unix_socket_directories = '{self.dir}'
 shared_preload_libraries = 'pgtopic'
 {self.settings}""")
         subprocess.run(as_postgres([os.path.join(self.bindir, 'pg_ctl'), '-D', self.data, '-l', self.log, '-w',
-                                    '-t', '60', 'start']), check=True, stdout=subprocess.DEVNULL)
+                                    '-t', '60', 'start']), check=True, stdout=subprocess.DEVNULL, cwd=self.dir)
         if self.database != 'postgres':
             su = psycopg2.connect(host=self.dir, port=self.port, user='postgres', dbname='postgres')
             su.autocommit = True
@@ -71,4 +72,4 @@ shared_preload_libraries = 'pgtopic'
 
     def stop(self):
         subprocess.run(as_postgres([os.path.join(self.bindir, 'pg_ctl'), '-D', self.data, '-m', 'fast', '-w',
-                                    'stop']), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                    'stop']), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd='/')
