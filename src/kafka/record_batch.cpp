@@ -50,7 +50,7 @@ Record decode_record(Reader &in)
 
 }  // namespace
 
-RecordBatch decode_record_batch(Reader &in, Crc32cFn crc, BatchRules rules)
+BatchHeader decode_batch_header(Reader &in, Crc32cFn crc)
 {
     if (in.remaining() < record_batch_header_bytes)
         corrupt("truncated record batch header");
@@ -66,7 +66,8 @@ RecordBatch decode_record_batch(Reader &in, Crc32cFn crc, BatchRules rules)
 
     const std::size_t total = 12 + static_cast<std::size_t>(batch_length);
     Reader batch(in.raw(total));
-    RecordBatch b;
+    BatchHeader h;
+    RecordBatch &b = h.fields;
     b.base_offset = batch.int64();
     (void)batch.int32();  // batch length, checked above
     b.partition_leader_epoch = batch.int32();
@@ -95,40 +96,81 @@ RecordBatch decode_record_batch(Reader &in, Crc32cFn crc, BatchRules rules)
         invalid("record count exceeds the bytes in the batch");
     if (b.last_offset_delta < 0)
         invalid("negative last offset delta");
+    h.record_count = count;
+    h.records = batch.raw(batch.remaining());
+    return h;
+}
 
-    b.records.reserve(static_cast<std::size_t>(count));
-    std::int64_t previous = -1;
-    for (std::int32_t i = 0; i < count; i++) {
-        Record r = decode_record(batch);
-        if (r.offset_delta <= previous || r.offset_delta > b.last_offset_delta)
-            invalid("record offset deltas are not increasing within the batch");
-        if (rules.produce && r.offset_delta != i)
-            invalid("record offset deltas are not consecutive from 0");
-        previous = r.offset_delta;
-        b.records.push_back(std::move(r));
+RecordReader::RecordReader(const BatchHeader &batch, BatchRules rules)
+    : in_(batch.records), count_(batch.record_count), last_offset_delta_(batch.fields.last_offset_delta),
+      control_(batch.fields.control()), rules_(rules)
+{
+}
+
+bool RecordReader::next(Record &out)
+{
+    if (index_ == count_) {
+        if (!in_.empty())
+            invalid("record batch holds more bytes than its record count");
+        if (rules_.produce) {
+            if (count_ == 0)
+                invalid("record batch has no records");
+            if (last_offset_delta_ != count_ - 1)
+                invalid("last offset delta does not match the record count");
+            if (control_)
+                invalid("control batches cannot be produced");
+        }
+        return false;
     }
-    if (!batch.empty())
-        invalid("record batch holds more bytes than its record count");
-    if (rules.produce) {
-        if (count == 0)
-            invalid("record batch has no records");
-        if (b.last_offset_delta != count - 1)
-            invalid("last offset delta does not match the record count");
-        if (b.control())
-            invalid("control batches cannot be produced");
-    }
+    out = decode_record(in_);
+    if (out.offset_delta <= previous_delta_ || out.offset_delta > last_offset_delta_)
+        invalid("record offset deltas are not increasing within the batch");
+    if (rules_.produce && out.offset_delta != index_)
+        invalid("record offset deltas are not consecutive from 0");
+    previous_delta_ = out.offset_delta;
+    index_++;
+    return true;
+}
+
+std::int32_t validate_records(const BatchHeader &batch, BatchRules rules)
+{
+    RecordReader reader(batch, rules);
+    Record r;
+    std::int32_t n = 0;
+    while (reader.next(r))
+        n++;
+    return n;
+}
+
+RecordBatch decode_record_batch(Reader &in, Crc32cFn crc, BatchRules rules)
+{
+    BatchHeader h = decode_batch_header(in, crc);
+    RecordBatch b = h.fields;
+    b.records.reserve(static_cast<std::size_t>(h.record_count));
+    RecordReader reader(h, rules);
+    Record r;
+    while (reader.next(r))
+        b.records.push_back(r);
     return b;
 }
 
-RecordBatch decode_produce_records(NullableBytes records, Crc32cFn crc)
+BatchHeader check_produce_records(NullableBytes records, Crc32cFn crc)
 {
     if (!records || records->empty())
         invalid("produce partition without records");
     Reader in(*records);
-    RecordBatch b = decode_record_batch(in, crc, BatchRules{true});
+    BatchHeader h = decode_batch_header(in, crc);
     if (!in.empty())
         invalid("more than one record batch for a partition");
-    return b;
+    validate_records(h, BatchRules{true});
+    return h;
+}
+
+RecordBatch decode_produce_records(NullableBytes records, Crc32cFn crc)
+{
+    (void)check_produce_records(records, crc);
+    Reader in(*records);
+    return decode_record_batch(in, crc, BatchRules{true});
 }
 
 std::vector<RecordBatch> decode_record_batches(std::string_view bytes, Crc32cFn crc)

@@ -71,13 +71,51 @@ struct BatchRules {
     bool produce = false;
 };
 
-// Decodes the batch at the reader's position and advances past it. Throws DecodeError:
+// The fixed part of a batch, its CRC checked, and its records still encoded.
+struct BatchHeader {
+    RecordBatch fields;  // records left empty
+    std::int32_t record_count = 0;
+    std::string_view records;  // the encoded records (after RecordsCount)
+};
+
+// Reads and checks the batch at the reader's position (lengths, magic, CRC-32C, compression,
+// the record count against the bytes present) and advances past it. Throws DecodeError:
 // corrupt_message (truncated, bad lengths, CRC mismatch), invalid_record (wrong magic, record
-// count or offset deltas inconsistent), unsupported_compression_type.
+// count impossible), unsupported_compression_type.
+BatchHeader decode_batch_header(Reader &in, Crc32cFn crc);
+
+// Streams a batch's records one at a time, so a big batch of small records is never held
+// decoded in memory at once (a decoded Record is ~10x its encoded size). next() throws
+// DecodeError for a malformed record, offset deltas that break the rules, or a count that
+// disagrees with the bytes.
+class RecordReader {
+public:
+    RecordReader(const BatchHeader &batch, BatchRules rules = {});
+    // The next record into out (its views point into the batch); false after the last one,
+    // once the batch-level rules were checked.
+    bool next(Record &out);
+
+private:
+    Reader in_;
+    std::int32_t count_;
+    std::int32_t index_ = 0;
+    std::int32_t last_offset_delta_;
+    std::int64_t previous_delta_ = -1;
+    bool control_;
+    BatchRules rules_;
+};
+
+// Checks every record of a batch without keeping any (e.g. a Produce partition's batch, before
+// its first record is stored). Returns the record count.
+std::int32_t validate_records(const BatchHeader &batch, BatchRules rules = {});
+
+// Decodes the batch at the reader's position, records included, and advances past it.
 RecordBatch decode_record_batch(Reader &in, Crc32cFn crc, BatchRules rules = {});
 
 // A Produce partition's records: exactly one v2 batch (what every current client sends),
-// checked with BatchRules{produce}. Null or empty records are invalid_record.
+// checked with BatchRules{produce}, records included. Null or empty records are invalid_record.
+BatchHeader check_produce_records(NullableBytes records, Crc32cFn crc);
+// The same, decoded into memory (tests, small batches).
 RecordBatch decode_produce_records(NullableBytes records, Crc32cFn crc);
 
 // Every whole batch in bytes (e.g. a Fetch response's records). A trailing partial batch, which

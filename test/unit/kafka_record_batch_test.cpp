@@ -257,6 +257,32 @@ TEST(KafkaRecordBatch, EveryTruncationRejected)
     }
 }
 
+TEST(KafkaRecordBatch, StreamingReaderChecksTheWholeBatch)
+{
+    std::string bytes = kcat_batch();
+    BatchHeader h = check_produce_records(bytes, crc);
+    EXPECT_EQ(h.record_count, 2);
+    EXPECT_EQ(h.fields.last_offset_delta, 1);
+    EXPECT_TRUE(h.fields.records.empty());
+    RecordReader reader(h, BatchRules{true});
+    Record r;
+    ASSERT_TRUE(reader.next(r));
+    EXPECT_EQ(*r.value, "hello");
+    ASSERT_TRUE(reader.next(r));
+    EXPECT_EQ(*r.value, "world");
+    EXPECT_FALSE(reader.next(r));
+    // a batch whose second record is malformed fails the up-front check, not mid-way
+    std::string bad = bytes;
+    bad[bad.size() - 1] = 0x02;  // the last header value length runs past the record
+    fix_crc(bad);
+    EXPECT_EQ(decode_error([&] { check_produce_records(bad, crc); }), ErrorCode::corrupt_message);
+    Reader in(bad);
+    BatchHeader hb = decode_batch_header(in, crc);
+    RecordReader rb(hb, BatchRules{true});
+    EXPECT_TRUE(rb.next(r));
+    EXPECT_EQ(decode_error([&] { rb.next(r); }), ErrorCode::corrupt_message);
+}
+
 TEST(KafkaRecordBatch, ManyBatchesWithPartialTail)
 {
     RecordBatch a = sample_batch();
