@@ -1,0 +1,179 @@
+# The Kafka listener (docs/kafka.md): kcat -L lists the topics the listener's role may see, with
+# their partitions; malformed, oversized and unserved frames close their connection and nothing
+# else (the server and the other clients carry on); the connection cap holds; non-loopback
+# addresses are refused without pgtopic.kafka_allow_unauthenticated; an unknown ApiVersions
+# version gets UNSUPPORTED_VERSION with our ranges.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use IO::Socket::INET;
+use JSON::PP;
+
+if (system('kcat -V >/dev/null 2>&1') != 0)
+{
+    plan skip_all => 'kcat is not installed';
+}
+
+my $kport = $ENV{PGTOPIC_KAFKA_TEST_PORT} // PostgreSQL::Test::Cluster::get_free_port();
+
+my $node = PostgreSQL::Test::Cluster->new('kafka');
+$node->init;
+$node->append_conf('postgresql.conf', q{
+shared_preload_libraries = 'pgtopic'
+pgtopic.database = 'postgres'
+});
+$node->start;
+$node->safe_psql('postgres', q{
+    CREATE EXTENSION pgtopic;
+    CREATE ROLE kafka_client LOGIN;
+    GRANT pgtopic_consumer, pgtopic_producer TO kafka_client;
+    SELECT pgtopic.create_topic('orders', 3);
+    SELECT pgtopic.create_topic('audit', 1);
+    SELECT pgtopic.create_topic('secret', 2);
+    SELECT pgtopic.grant_topic('orders', 'kafka_client', 'consume');
+    SELECT pgtopic.grant_topic('audit', 'kafka_client', 'produce');
+});
+$node->append_conf('postgresql.conf', qq{
+pgtopic.kafka_listen_addresses = '127.0.0.1, 0.0.0.0'
+pgtopic.kafka_port = $kport
+pgtopic.kafka_role = 'kafka_client'
+pgtopic.kafka_max_connections = 4
+pgtopic.kafka_max_frame_bytes = '1MB'
+});
+$node->restart;
+
+my $broker = "127.0.0.1:$kport";
+
+sub kcat_metadata
+{
+    my @extra = @_;
+    my ($out, $err);
+    for my $try (1 .. 50)
+    {
+        ($out, $err) = run_command([ 'kcat', '-L', '-J', '-b', $broker, '-m', '5', @extra ]);
+        last if $out =~ /"topics"/;
+        sleep 1;    # the listener starts after recovery
+    }
+    return (decode_json($out), $err);
+}
+
+my ($md) = kcat_metadata();
+my %topics = map { $_->{topic} => $_ } @{ $md->{topics} };
+is_deeply([ sort keys %topics ], [ 'audit', 'orders' ], 'kcat -L lists the topics the role has rights on');
+is(scalar @{ $topics{orders}{partitions} }, 3, 'orders has 3 partitions');
+is_deeply([ map { $_->{partition} } @{ $topics{orders}{partitions} } ], [ 0, 1, 2 ], 'partitions in order');
+is($topics{orders}{partitions}[1]{leader}, 1, 'every partition is led by broker 1');
+is($md->{brokers}[0]{name}, "127.0.0.1:$kport", 'the broker advertises the listen address and port');
+
+my ($one) = kcat_metadata('-t', 'orders');
+is(scalar @{ $one->{topics} }, 1, 'kcat -L -t orders: one topic');
+is(scalar @{ $one->{topics}[0]{partitions} }, 3, '... with its partitions');
+my ($none) = kcat_metadata('-t', 'secret');
+ok(defined $none->{topics}[0]{error}, 'a topic without rights is reported as an error, not listed');
+
+ok($node->log_contains('not listening on non-loopback address 0.0.0.0'),
+    'a non-loopback address is refused without kafka_allow_unauthenticated');
+
+# ---- raw frames -----------------------------------------------------------------------------
+sub connect_raw
+{
+    my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $kport, Proto => 'tcp', Timeout => 5)
+      or die "connect: $!";
+    return $sock;
+}
+
+# Reads one response frame, or undef when the server closed the connection.
+sub read_frame
+{
+    my ($sock) = @_;
+    my $head = '';
+    local $SIG{ALRM} = sub { die "timeout\n" };
+    alarm 10;
+    while (length($head) < 4)
+    {
+        my $n = sysread($sock, $head, 4 - length($head), length($head));
+        if (!$n) { alarm 0; return undef; }
+    }
+    my $size = unpack('N', $head);
+    my $body = '';
+    while (length($body) < $size)
+    {
+        my $n = sysread($sock, $body, $size - length($body), length($body));
+        if (!$n) { alarm 0; return undef; }
+    }
+    alarm 0;
+    return $body;
+}
+
+sub frame { my ($payload) = @_; return pack('N', length($payload)) . $payload; }
+sub header { my ($key, $version, $corr) = @_; return pack('n n N n', $key, $version, $corr, 4) . 'test'; }
+
+sub closed_after
+{
+    my ($bytes, $name) = @_;
+    my $s = connect_raw();
+    syswrite($s, $bytes);
+    ok(!defined read_frame($s), $name);
+    close $s;
+}
+
+closed_after("\xff\xff\xff\xff", 'a negative frame size closes the connection');
+closed_after(pack('N', 2 * 1024 * 1024) . 'x' x 100, 'a frame above kafka_max_frame_bytes closes the connection');
+closed_after(pack('N', 3) . 'abc', 'a frame below a request header closes the connection');
+closed_after(frame(header(3, 4, 7) . "\x7f\xff\xff\xff"), 'an impossible topic count closes the connection');
+closed_after(frame(header(3, 1, 7) . "\x00\x00\x00\x01\x00\x09ab"), 'a truncated topic name closes the connection');
+closed_after(frame(header(0, 7, 7) . "\xff\xff\xff\xff\x00\x00\x75\x30\x00\x00\x00\x00"),
+    'an API the listener does not serve (Produce) closes the connection');
+
+# ApiVersions v9: answered in v0 with UNSUPPORTED_VERSION (35) and the ranges served.
+my $s = connect_raw();
+syswrite($s, frame(header(18, 9, 42) . "\x00"));
+my $resp = read_frame($s);
+ok(defined $resp, 'an unknown ApiVersions version is answered');
+my ($corr, $error, $count) = unpack('N n N', $resp);
+is($corr, 42, '... with its correlation id');
+is($error, 35, '... and UNSUPPORTED_VERSION');
+my %ranges;
+for my $i (0 .. $count - 1)
+{
+    my ($key, $min, $max) = unpack('n n n', substr($resp, 10 + 6 * $i, 6));
+    $ranges{$key} = "$min-$max";
+}
+is_deeply(\%ranges, { 3 => '0-4', 18 => '0-3' }, '... listing Metadata 0-4 and ApiVersions 0-3');
+# The same connection goes on: ApiVersions v0, then a Metadata v0 for all topics.
+syswrite($s, frame(header(18, 0, 43)));
+$resp = read_frame($s);
+is(unpack('N', $resp), 43, 'the connection serves the next request');
+syswrite($s, frame(header(3, 0, 44) . pack('N', 0)));
+$resp = read_frame($s);
+ok(defined $resp && $resp =~ /orders/ && $resp !~ /secret/, 'Metadata v0 lists the visible topics');
+close $s;
+
+# Two requests in one write: answered in order.
+$s = connect_raw();
+syswrite($s, frame(header(18, 1, 1)) . frame(header(18, 2, 2)));
+my ($r1, $r2) = (read_frame($s), read_frame($s));
+is_deeply([ unpack('N', $r1), unpack('N', $r2) ], [ 1, 2 ], 'pipelined requests are answered in order');
+close $s;
+
+# The connection cap: 4 open, the 5th is closed at once; after they close, new ones work.
+my @held = map { connect_raw() } 1 .. 4;
+for my $h (@held)
+{
+    syswrite($h, frame(header(18, 0, 5)));
+    ok(defined read_frame($h), 'a connection under the cap is served');
+}
+my $extra = connect_raw();
+syswrite($extra, frame(header(18, 0, 6)));
+ok(!defined read_frame($extra), 'the connection above kafka_max_connections is closed');
+close $_ for @held, $extra;
+sleep 1;
+
+($md) = kcat_metadata();
+is(scalar @{ $md->{topics} }, 2, 'kcat -L still works after all the bad frames');
+ok(!$node->log_contains('terminated by signal'), 'no process died of a signal');
+
+$node->stop;
+done_testing();
