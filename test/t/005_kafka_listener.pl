@@ -2,7 +2,8 @@
 # their partitions; malformed, oversized and unserved frames close their connection and nothing
 # else (the server and the other clients carry on); the connection cap holds; non-loopback
 # addresses are refused without pgtopic.kafka_allow_unauthenticated; an unknown ApiVersions
-# version gets UNSUPPORTED_VERSION with our ranges.
+# version gets UNSUPPORTED_VERSION with our ranges; a standby runs no listener until it is
+# promoted.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -17,9 +18,11 @@ if (system('kcat -V >/dev/null 2>&1') != 0)
 }
 
 my $kport = $ENV{PGTOPIC_KAFKA_TEST_PORT} // PostgreSQL::Test::Cluster::get_free_port();
+my $kport_standby =
+  $ENV{PGTOPIC_KAFKA_TEST_PORT} ? $ENV{PGTOPIC_KAFKA_TEST_PORT} + 1 : PostgreSQL::Test::Cluster::get_free_port();
 
 my $node = PostgreSQL::Test::Cluster->new('kafka');
-$node->init;
+$node->init(allows_streaming => 1);
 $node->append_conf('postgresql.conf', q{
 shared_preload_libraries = 'pgtopic'
 pgtopic.database = 'postgres'
@@ -49,10 +52,12 @@ my $broker = "127.0.0.1:$kport";
 sub kcat_metadata
 {
     my @extra = @_;
+    my $at = $broker;
+    if (@extra && $extra[0] eq '-b') { (undef, $at) = splice(@extra, 0, 2); }
     my ($out, $err);
     for my $try (1 .. 50)
     {
-        ($out, $err) = run_command([ 'kcat', '-L', '-J', '-b', $broker, '-m', '5', @extra ]);
+        ($out, $err) = run_command([ 'kcat', '-L', '-J', '-b', $at, '-m', '5', @extra ]);
         last if $out =~ /"topics"/;
         sleep 1;    # the listener starts after recovery
     }
@@ -159,6 +164,7 @@ is_deeply([ unpack('N', $r1), unpack('N', $r2) ], [ 1, 2 ], 'pipelined requests 
 close $s;
 
 # The connection cap: 4 open, the 5th is closed at once; after they close, new ones work.
+sleep 1;    # let the listener see the connections above close
 my @held = map { connect_raw() } 1 .. 4;
 for my $h (@held)
 {
@@ -174,6 +180,24 @@ sleep 1;
 ($md) = kcat_metadata();
 is(scalar @{ $md->{topics} }, 2, 'kcat -L still works after all the bad frames');
 ok(!$node->log_contains('terminated by signal'), 'no process died of a signal');
+
+# ---- a standby serves no Kafka clients until it is promoted ---------------------------------
+$node->backup('b');
+my $standby = PostgreSQL::Test::Cluster->new('kafka_standby');
+$standby->init_from_backup($node, 'b', has_streaming => 1);
+$standby->append_conf('postgresql.conf', "pgtopic.kafka_port = $kport_standby\n");
+$standby->start;
+$node->wait_for_catchup($standby);
+sleep 2;
+my $refused = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $kport_standby, Proto => 'tcp', Timeout => 2);
+ok(!defined $refused, 'no Kafka listener on a standby');
+ok(!$standby->log_contains('pgtopic kafka: listening'), '... and none started');
+$standby->promote;
+my ($promoted) = kcat_metadata('-b', "127.0.0.1:$kport_standby");
+is_deeply([ sort map { $_->{topic} } @{ $promoted->{topics} } ], [ 'audit', 'orders' ],
+    'after promotion the listener serves the same topics');
+ok(!$standby->log_contains('terminated by signal'), 'no process on the standby died of a signal');
+$standby->stop;
 
 $node->stop;
 done_testing();
