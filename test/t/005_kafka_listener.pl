@@ -2,8 +2,9 @@
 # their partitions; malformed, oversized and unserved frames close their connection and nothing
 # else (the server and the other clients carry on); the connection cap holds; non-loopback
 # addresses are refused without pgtopic.kafka_allow_unauthenticated; an unknown ApiVersions
-# version gets UNSUPPORTED_VERSION with our ranges; a standby runs no listener until it is
-# promoted.
+# version gets UNSUPPORTED_VERSION with our ranges; ListOffsets (kcat -Q and raw frames) gives
+# the log start, the last stable offset and offsets for times; CreateTopics and DeleteTopics obey
+# the role's rights; a standby runs no listener until it is promoted.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -146,7 +147,8 @@ for my $i (0 .. $count - 1)
     my ($key, $min, $max) = unpack('n n n', substr($resp, 10 + 6 * $i, 6));
     $ranges{$key} = "$min-$max";
 }
-is_deeply(\%ranges, { 3 => '0-4', 18 => '0-3' }, '... listing Metadata 0-4 and ApiVersions 0-3');
+is_deeply(\%ranges, { 2 => '1-2', 3 => '0-4', 18 => '0-3', 19 => '0-4', 20 => '0-1' },
+    '... listing ListOffsets 1-2, Metadata 0-4, ApiVersions 0-3, CreateTopics 0-4, DeleteTopics 0-1');
 # The same connection goes on: ApiVersions v0, then a Metadata v0 for all topics.
 syswrite($s, frame(header(18, 0, 43)));
 $resp = read_frame($s);
@@ -177,9 +179,110 @@ ok(!defined read_frame($extra), 'the connection above kafka_max_connections is c
 close $_ for @held, $extra;
 sleep 1;
 
+# Random bodies behind valid headers of every served API and version (seeded): each gets a
+# response or a closed connection, never a crash.
+srand(14);
+my ($answered, $closed) = (0, 0);
+for my $i (1 .. 300)
+{
+    my @apis = ([ 2, 1, 2 ], [ 3, 0, 4 ], [ 18, 0, 3 ], [ 19, 0, 4 ], [ 20, 0, 1 ]);
+    my ($key, $min, $max) = @{ $apis[ int(rand(@apis)) ] };
+    my $version = $min + int(rand($max - $min + 1));
+    my $body = join('', map { chr(int(rand(4)) == 0 ? 255 : int(rand(8))) } 1 .. int(rand(40)));
+    my $s = connect_raw();
+    syswrite($s, frame(header($key, $version, $i) . $body));
+    if (defined read_frame($s)) { $answered++ } else { $closed++ }
+    close $s;
+}
+ok($answered + $closed == 300, "300 random request bodies: $answered answered, $closed closed");
+
+sleep 1;
 ($md) = kcat_metadata();
 is(scalar @{ $md->{topics} }, 2, 'kcat -L still works after all the bad frames');
 ok(!$node->log_contains('terminated by signal'), 'no process died of a signal');
+
+# ---- ListOffsets ------------------------------------------------------------------------------
+$node->safe_psql('postgres', q{
+    SELECT pgtopic.produce('orders', 'a'::text, partition => 1);
+    SELECT pgtopic.produce('orders', 'b'::text, partition => 1);
+    SELECT pgtopic.produce('orders', 'c'::text, partition => 1);
+});
+my $open = $node->background_psql('postgres');
+$open->query_safe(q{BEGIN; SELECT pgtopic.produce('orders', 'held'::text, partition => 1)});
+
+sub list_offsets
+{
+    my ($version, $partition, $timestamp) = @_;
+    my $s = connect_raw();
+    my $body = pack('N', 0xffffffff) . ($version >= 2 ? "\x01" : '') . pack('N', 1) . pack('n', 6) . 'orders'
+      . pack('N', 1) . pack('N', $partition) . pack('q>', $timestamp);
+    syswrite($s, frame(header(2, $version, 9) . $body));
+    my $resp = read_frame($s);
+    close $s;
+    my $at = 4 + ($version >= 2 ? 4 : 0) + 4 + 2 + 6 + 4;
+    my ($p, $err, $ts, $off) = unpack('N s> q> q>', substr($resp, $at));
+    return [ $p, $err, $ts, $off ];
+}
+is_deeply(list_offsets(1, 1, -2), [ 1, 0, -1, 0 ], 'ListOffsets v1 earliest: the log start offset');
+is_deeply(list_offsets(2, 1, -1), [ 1, 0, -1, 3 ],
+    'ListOffsets v2 latest: the last stable offset, below the open transaction');
+is(list_offsets(2, 7, -1)->[1], 3, 'an unknown partition: UNKNOWN_TOPIC_OR_PARTITION');
+my $r = list_offsets(2, 1, 1000);
+is($r->[3], 0, 'a time before every message: offset 0');
+ok($r->[2] > 1000, '... with that message\'s timestamp');
+is_deeply(list_offsets(2, 1, 4102444800000), [ 1, 0, -1, -1 ], 'a time after every message: -1, as Kafka');
+my ($q) = run_command([ 'kcat', '-Q', '-b', $broker, '-t', 'orders:1:1000' ]);
+like($q, qr/orders \[1\] offset 0/, 'kcat -Q gives the offset for a time');
+$open->query_safe('ROLLBACK');
+$open->quit;
+
+# ---- CreateTopics / DeleteTopics -------------------------------------------------------------
+sub create_topic
+{
+    my ($name, $partitions, $rf, $validate_only, $configs) = @_;
+    $configs //= [];
+    my $s = connect_raw();
+    my $body = pack('N', 1) . pack('n', length $name) . $name . pack('N', $partitions) . pack('n', $rf & 0xffff)
+      . pack('N', 0) . pack('N', scalar @$configs);
+    $body .= pack('n', length $_->[0]) . $_->[0] . pack('n', length $_->[1]) . $_->[1] for @$configs;
+    $body .= pack('N', 5000) . ($validate_only ? "\x01" : "\x00");
+    syswrite($s, frame(header(19, 4, 11) . $body));
+    my $resp = read_frame($s);
+    close $s;
+    my $len = unpack('n', substr($resp, 12, 2));
+    return unpack('s>', substr($resp, 14 + $len, 2));
+}
+
+sub delete_topic
+{
+    my ($name) = @_;
+    my $s = connect_raw();
+    syswrite($s, frame(header(20, 1, 12) . pack('N', 1) . pack('n', length $name) . $name . pack('N', 5000)));
+    my $resp = read_frame($s);
+    close $s;
+    my $len = unpack('n', substr($resp, 12, 2));
+    return unpack('s>', substr($resp, 14 + $len, 2));
+}
+
+is(create_topic('fresh', 2, -1, 0), 29, 'CreateTopics without pgtopic_admin: TOPIC_AUTHORIZATION_FAILED');
+$node->safe_psql('postgres', 'GRANT pgtopic_admin TO kafka_client');
+is(create_topic('dry', 2, 1, 1), 0, 'CreateTopics validate_only succeeds');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM pgtopic.topics WHERE topic = 'dry'}), 0,
+    '... and creates nothing');
+is(create_topic('fresh', 2, -1, 0, [ [ 'retention.ms', '3600000' ] ]), 0, 'CreateTopics creates a topic');
+is($node->safe_psql('postgres', q{SELECT partitions || ' ' || retention FROM pgtopic.topics WHERE topic = 'fresh'}),
+    '2 01:00:00', '... with its partitions and retention.ms');
+is(create_topic('fresh', 2, -1, 0), 36, 'again: TOPIC_ALREADY_EXISTS');
+is(create_topic('bad name', 1, -1, 0), 17, 'an invalid name: INVALID_TOPIC_EXCEPTION');
+is(create_topic('x3', 1, 3, 0), 38, 'replication factor 3: INVALID_REPLICATION_FACTOR');
+is(create_topic('x0', 0, -1, 0), 37, '0 partitions: INVALID_PARTITIONS');
+is(create_topic('xc', 1, -1, 0, [ [ 'cleanup.policy', 'compact' ] ]), 40, 'an unsupported config: INVALID_CONFIG');
+my ($fresh) = kcat_metadata('-t', 'fresh');
+is(scalar @{ $fresh->{topics}[0]{partitions} }, 2, 'kcat -L sees the new topic');
+is(delete_topic('fresh'), 0, 'DeleteTopics drops it');
+is(delete_topic('fresh'), 3, 'again: UNKNOWN_TOPIC_OR_PARTITION');
+$node->safe_psql('postgres', 'REVOKE pgtopic_admin FROM kafka_client');
+is(delete_topic('orders'), 29, 'without the admin right: TOPIC_AUTHORIZATION_FAILED');
 
 # ---- a standby serves no Kafka clients until it is promoted ---------------------------------
 $node->backup('b');
