@@ -45,6 +45,7 @@ char *role = nullptr;
 bool allow_unauthenticated = false;
 int max_connections = 100;
 int max_frame_bytes = kafka::default_max_frame_bytes;
+int auto_create_partitions = 0;
 
 namespace {
 
@@ -93,7 +94,8 @@ void open_listen_sockets()
 {
     char *raw = pstrdup(listen_addresses);
     List *names = nullptr;
-    if (!SplitIdentifierString(raw, ',', &names))
+    bool bind_failed = false;
+    if (!SplitGUCList(raw, ',', &names))
         ereport(FATAL, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
                         errmsg("invalid list syntax in pgtopic.kafka_listen_addresses")));
     ListCell *lc;
@@ -135,6 +137,7 @@ void open_listen_sockets()
             if (bind(s, ai->ai_addr, ai->ai_addrlen) != 0 || listen(s, 128) != 0) {
                 ereport(LOG, (errmsg("pgtopic kafka: could not listen on %s port %d: %m", addr, port)));
                 close(s);
+                bind_failed = true;
                 continue;
             }
             if (state->n_listen == 0)
@@ -144,6 +147,10 @@ void open_listen_sockets()
         }
         freeaddrinfo(result);
     }
+    // Nothing bound because the port was taken: exit, and the postmaster tries again in 5 s.
+    if (state->n_listen == 0 && bind_failed)
+        ereport(ERROR, (errcode(ERRCODE_CONFIG_FILE_ERROR),
+                        errmsg("pgtopic kafka: could not listen on any of pgtopic.kafka_listen_addresses")));
     if (state->n_listen == 0)
         ereport(LOG, (errmsg("pgtopic kafka: no address to listen on; the listener stays idle")));
 }
@@ -221,6 +228,8 @@ bool flush_output(Connection *c)
         return false;
     }
     c->out.clear();
+    if (c->out.capacity() > 16 * read_chunk)
+        c->out.shrink_to_fit();
     c->sent = 0;
     return true;
 }
@@ -251,6 +260,8 @@ void process_frames(Connection *c)
         MemoryContextSwitchTo(old);
         MemoryContextReset(c->request_context);
         c->in.erase(0, 4 + status.bytes);
+        if (c->in.capacity() > 16 * read_chunk && c->in.size() < read_chunk)
+            c->in.shrink_to_fit();  // give a big frame's buffer back
         if (!ok) {
             c->closing = true;
             break;
@@ -263,7 +274,9 @@ void process_frames(Connection *c)
 void read_input(Connection *c)
 {
     char buf[read_chunk];
-    for (;;) {
+    // A bounded number of reads per wake-up, so one busy client cannot starve the others (the
+    // event stays reported while bytes are waiting).
+    for (int reads = 0; reads < 16; reads++) {
         ssize_t n = recv(c->sock, buf, sizeof buf, 0);
         if (n > 0) {
             c->in.append(buf, static_cast<std::size_t>(n));
@@ -395,6 +408,11 @@ void define_settings()
                              &allow_unauthenticated, false, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
     DefineCustomIntVariable("pgtopic.kafka_max_connections", "Most Kafka client connections at once.", nullptr,
                             &max_connections, 100, 1, 10000, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("pgtopic.kafka_auto_create_partitions",
+                            "Partitions of a topic created when a Kafka client asks Metadata for an unknown one.",
+                            "0 (the default) turns auto-creation off. Creating needs pgtopic.kafka_role to be a "
+                            "member of pgtopic_admin.",
+                            &auto_create_partitions, 0, 0, 100000, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
     DefineCustomIntVariable("pgtopic.kafka_max_frame_bytes",
                             "Largest Kafka request frame; a larger one closes its connection.", nullptr,
                             &max_frame_bytes, kafka::default_max_frame_bytes, 1024, MaxAllocSize - 1024,

@@ -168,7 +168,21 @@ std::int64_t to_int64(const char *v, std::int64_t otherwise = -1)
     return v ? static_cast<std::int64_t>(std::strtoll(v, nullptr, 10)) : otherwise;
 }
 
+// Kafka's topic name rule: 1-249 of [a-zA-Z0-9._-], not "." or "..".
+bool valid_topic_name(std::string_view name)
+{
+    if (name.empty() || name.size() > 249 || name == "." || name == "..")
+        return false;
+    for (char c : name)
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+              c == '-'))
+            return false;
+    return true;
+}
+
 // ---- Metadata: one broker, leader of every partition; the topics pgtopic.topics shows the role.
+// With pgtopic.kafka_auto_create_partitions > 0, a requested unknown topic is created (when the
+// request allows it: always before v4) with that many partitions.
 MetadataResponse metadata(const MetadataRequest &req)
 {
     SqlResult topics = run_sql("SELECT topic, partitions FROM pgtopic.topics ORDER BY topic", {});
@@ -202,12 +216,26 @@ MetadataResponse metadata(const MetadataRequest &req)
                     found = i;
             if (found >= 0) {
                 add(found);
-            } else {
-                MetadataResponse::Topic t;
-                t.error_code = code(ErrorCode::unknown_topic_or_partition);
-                t.name = std::string(name);
-                r.topics.push_back(std::move(t));
+                continue;
             }
+            MetadataResponse::Topic t;
+            t.error_code = code(ErrorCode::unknown_topic_or_partition);
+            t.name = std::string(name);
+            if (auto_create_partitions > 0 && req.allow_auto_topic_creation && valid_topic_name(name)) {
+                char parts[16];
+                std::snprintf(parts, sizeof parts, "%d", auto_create_partitions);
+                SqlResult created = run_sql("SELECT pgtopic.create_topic($1, $2::integer)", {t.name.c_str(), parts});
+                if (created.sqlstate == 0) {
+                    t.error_code = 0;
+                    for (std::int32_t p = 0; p < auto_create_partitions; p++)
+                        t.partitions.push_back({0, p, node_id, {node_id}, {node_id}});
+                } else if (created.sqlstate == ERRCODE_DUPLICATE_OBJECT) {
+                    t.error_code = code(ErrorCode::leader_not_available);  // created meanwhile: ask again
+                } else {
+                    t.error_code = kafka_error(created, ErrorCode::unknown_topic_or_partition);
+                }
+            }
+            r.topics.push_back(std::move(t));
         }
     }
     return r;
@@ -262,18 +290,6 @@ ListOffsetsResponse list_offsets(const ListOffsetsRequest &req)
         }
     }
     return r;
-}
-
-// Kafka's topic name rule: 1-249 of [a-zA-Z0-9._-], not "." or "..".
-bool valid_topic_name(std::string_view name)
-{
-    if (name.empty() || name.size() > 249 || name == "." || name == "..")
-        return false;
-    for (char c : name)
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-              c == '-'))
-            return false;
-    return true;
 }
 
 // ---- CreateTopics: pgtopic.create_topic (pgtopic_admin membership required), one

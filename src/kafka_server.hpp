@@ -16,6 +16,7 @@ extern char *role;                 // pgtopic.kafka_role: the role whose rights 
 extern bool allow_unauthenticated; // pgtopic.kafka_allow_unauthenticated: listen beyond loopback
 extern int max_connections;        // pgtopic.kafka_max_connections
 extern int max_frame_bytes;        // pgtopic.kafka_max_frame_bytes
+extern int auto_create_partitions; // pgtopic.kafka_auto_create_partitions (0 = off)
 
 void define_settings();
 void register_worker();

@@ -277,6 +277,45 @@ is(create_topic('bad name', 1, -1, 0), 17, 'an invalid name: INVALID_TOPIC_EXCEP
 is(create_topic('x3', 1, 3, 0), 38, 'replication factor 3: INVALID_REPLICATION_FACTOR');
 is(create_topic('x0', 0, -1, 0), 37, '0 partitions: INVALID_PARTITIONS');
 is(create_topic('xc', 1, -1, 0, [ [ 'cleanup.policy', 'compact' ] ]), 40, 'an unsupported config: INVALID_CONFIG');
+# Metadata auto-creation (pgtopic.kafka_auto_create_partitions), v4 with allow_auto_topic_creation.
+sub metadata_one
+{
+    my ($name, $allow) = @_;
+    my $s = connect_raw();
+    syswrite($s, frame(header(3, 4, 13) . pack('N', 1) . pack('n', length $name) . $name . ($allow ? "\x01" : "\x00")));
+    my $resp = read_frame($s);
+    close $s;
+    my $at = 8;
+    my $brokers = unpack('N', substr($resp, $at, 4));
+    $at += 4;
+    for (1 .. $brokers)
+    {
+        $at += 4;
+        $at += 2 + unpack('n', substr($resp, $at, 2));    # host
+        $at += 4;
+        my $rack = unpack('s>', substr($resp, $at, 2));
+        $at += 2 + ($rack > 0 ? $rack : 0);
+    }
+    my $cluster = unpack('s>', substr($resp, $at, 2));
+    $at += 2 + ($cluster > 0 ? $cluster : 0) + 4 + 4;    # cluster id, controller, topic count
+    my $err = unpack('s>', substr($resp, $at, 2));
+    $at += 2;
+    $at += 2 + unpack('n', substr($resp, $at, 2)) + 1;   # name, is_internal
+    my $partitions = unpack('N', substr($resp, $at, 4));
+    return [ $err, $partitions ];
+}
+is_deeply(metadata_one('auto1', 1), [ 3, 0 ], 'auto-creation off: an unknown topic is UNKNOWN_TOPIC_OR_PARTITION');
+$node->append_conf('postgresql.conf', "pgtopic.kafka_auto_create_partitions = 3\n");
+$node->reload;
+sleep 1;
+is_deeply(metadata_one('auto1', 0), [ 3, 0 ], 'auto-creation on, but the request does not allow it');
+is_deeply(metadata_one('auto1', 1), [ 0, 3 ], 'auto-creation on: Metadata creates the topic with 3 partitions');
+is($node->safe_psql('postgres', q{SELECT partitions FROM pgtopic.topics WHERE topic = 'auto1'}), 3,
+    '... which SQL sees');
+is(delete_topic('auto1'), 0, '... and DeleteTopics drops');
+$node->append_conf('postgresql.conf', "pgtopic.kafka_auto_create_partitions = 0\n");
+$node->reload;
+
 my ($fresh) = kcat_metadata('-t', 'fresh');
 is(scalar @{ $fresh->{topics}[0]{partitions} }, 2, 'kcat -L sees the new topic');
 is(delete_topic('fresh'), 0, 'DeleteTopics drops it');
