@@ -15,7 +15,15 @@ OBJS = \
 	src/groups.o \
 	src/maintenance.o \
 	src/privileges.o \
-	src/sizes.o
+	src/sizes.o \
+	$(KAFKA_OBJS)
+
+# Kafka wire protocol (docs/kafka.md): the pure C++ codec under src/kafka (no PostgreSQL
+# headers; unit-tested and fuzzed without a server) and its CRC-32C from PostgreSQL.
+KAFKA_CODEC_SRCS = src/kafka/wire.cpp src/kafka/framing.cpp src/kafka/header.cpp src/kafka/api_versions.cpp \
+	src/kafka/metadata.cpp src/kafka/produce_messages.cpp src/kafka/fetch_messages.cpp src/kafka/list_offsets.cpp \
+	src/kafka/create_topics.cpp src/kafka/delete_topics.cpp src/kafka/request.cpp src/kafka/record_batch.cpp
+KAFKA_OBJS = $(KAFKA_CODEC_SRCS:.cpp=.o) src/kafka_crc32c.o src/kafka_listener.o src/kafka_requests.o
 
 DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
 # earlier versions (frozen) and the upgrade path from each
@@ -39,7 +47,7 @@ ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/results \
 TAP_TESTS = 1
 PROVE_TESTS = test/t/*.pl
 
-EXTRA_CLEAN = test/unit/unittest test/results test/isolation/results test/tmp_regress test/tmp_isolation tmp_check
+EXTRA_CLEAN = test/unit/unittest test/fuzz/kafka/fuzz_request test/fuzz/kafka/fuzz_record_batch test/results test/isolation/results test/tmp_regress test/tmp_isolation tmp_check
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
@@ -60,14 +68,28 @@ include $(PGXS)
 sql/$(EXTENSION)--$(EXTVERSION).sql: sql/$(EXTENSION).sql
 	cp $< $@
 
-# GoogleTest suite for the pure C++ parts (no server): `make unittest`.
-test/unit/unittest: test/unit/murmur2_test.cpp src/murmur2.cpp src/murmur2.hpp
-	$(CXX) -std=c++17 -Wall -Wextra $(if $(WERROR),-Werror) -O1 -o $@ test/unit/murmur2_test.cpp src/murmur2.cpp -lgtest -lgtest_main -pthread
+# GoogleTest suite for the pure C++ parts (no server): `make unittest`. The Kafka codec's CRC-32C
+# is PostgreSQL's (src/kafka_crc32c.cpp, linked against libpgport.a from postgresql-server-dev-15).
+UNIT_TESTS = $(wildcard test/unit/*_test.cpp)
+PGPORT_LIB = $(shell $(PG_CONFIG) --pkglibdir)/libpgport.a
+test/unit/unittest: $(UNIT_TESTS) test/unit/kafka_test_util.hpp src/murmur2.cpp src/murmur2.hpp $(KAFKA_CODEC_SRCS) src/kafka_crc32c.cpp $(wildcard src/kafka/*.hpp)
+	$(CXX) -std=c++17 -Wall -Wextra $(if $(WERROR),-Werror) -O1 -Isrc $(PG_CPPFLAGS) -o $@ $(UNIT_TESTS) src/murmur2.cpp $(KAFKA_CODEC_SRCS) src/kafka_crc32c.cpp $(PGPORT_LIB) -lgtest -lgtest_main -pthread
 
 unittest: test/unit/unittest
 	test/unit/unittest
 
+# The Kafka codec's fuzz targets (libFuzzer, clang): `make fuzz-kafka` runs each for
+# KAFKA_FUZZ_SECONDS (default 25); docs/kafka.md describes the long run.
+KAFKA_FUZZ_SECONDS ?= 25
+KAFKA_FUZZ_FLAGS = -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Isrc $(PG_CPPFLAGS)
+test/fuzz/kafka/fuzz_request test/fuzz/kafka/fuzz_record_batch: test/fuzz/kafka/%: test/fuzz/kafka/%.cpp $(KAFKA_CODEC_SRCS) src/kafka_crc32c.cpp $(wildcard src/kafka/*.hpp)
+	clang++ $(KAFKA_FUZZ_FLAGS) -o $@ $< $(KAFKA_CODEC_SRCS) src/kafka_crc32c.cpp $(PGPORT_LIB)
+
+fuzz-kafka: test/fuzz/kafka/fuzz_request test/fuzz/kafka/fuzz_record_batch
+	test/fuzz/kafka/run $(KAFKA_FUZZ_SECONDS)
+
+.PHONY: fuzz-kafka
 .PHONY: unittest
 
 # Every object depends on every header (PGXS does not track C++ header dependencies here).
-$(OBJS): $(wildcard src/*.hpp)
+$(OBJS): $(wildcard src/*.hpp) $(wildcard src/kafka/*.hpp)

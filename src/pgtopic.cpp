@@ -1,5 +1,6 @@
 // Module entry: _PG_init, settings, and the small SQL functions that belong to no subsystem.
 #include "guard.hpp"
+#include "kafka_server.hpp"
 #include "murmur2.hpp"
 #include "pgtopic.hpp"
 
@@ -80,6 +81,7 @@ void define_settings()
                             "Shortest pause between two NOTIFY pgtopic rounds (at most one per topic each).",
                             nullptr, &notify_interval_ms, 10, 1, 60000, PGC_SIGHUP, GUC_UNIT_MS, nullptr, nullptr,
                             nullptr);
+    kafka_server::define_settings();
     MarkGUCPrefixReserved("pgtopic");
 }
 
@@ -141,6 +143,7 @@ void _PG_init(void)
     pgtopic::offsets_init_backend_callbacks();
     pgtopic::groups_init_backend_callbacks();
     pgtopic::register_maintenance_worker();
+    pgtopic::kafka_server::register_worker();
 }
 
 using namespace pgtopic;

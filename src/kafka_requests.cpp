@@ -1,0 +1,466 @@
+// Kafka requests the listener serves today: ApiVersions (0-3), Metadata (0-4), ListOffsets
+// (1-2), CreateTopics (0-4) and DeleteTopics (0-1). Every other API closes the connection (what
+// a Kafka broker does with an API it does not know); clients only send what ApiVersions
+// advertised. Each SQL step runs in a transaction of its own as pgtopic.kafka_role, so that
+// role's rights apply, and has committed before its response is queued. See docs/kafka.md.
+//
+// C++ frames here hold codec objects (vectors, strings), so PostgreSQL is called only through
+// pg_call, from lambdas that themselves hold nothing with a destructor.
+#include "guard.hpp"
+#include "kafka/messages.hpp"
+#include "kafka_server.hpp"
+#include "pgtopic.hpp"
+
+extern "C" {
+#include "access/xlog.h"
+}
+
+#include <cinttypes>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <initializer_list>
+#include <stdexcept>
+
+namespace pgtopic::kafka_server {
+
+namespace {
+
+using namespace pgtopic::kafka;
+
+// The node id of the one broker pgtopic presents (every partition's leader).
+constexpr std::int32_t node_id = 1;
+
+// What the listener answers, a subset of what the codec can decode.
+const ApiVersionsResponse::Api served_apis[] = {
+    {static_cast<std::int16_t>(ApiKey::list_offsets), 1, 2},
+    {static_cast<std::int16_t>(ApiKey::metadata), 0, 4},
+    {static_cast<std::int16_t>(ApiKey::api_versions), 0, 3},
+    {static_cast<std::int16_t>(ApiKey::create_topics), 0, 4},
+    {static_cast<std::int16_t>(ApiKey::delete_topics), 0, 1},
+};
+
+ApiVersionsResponse api_versions(std::int16_t error)
+{
+    ApiVersionsResponse r;
+    r.error_code = error;
+    for (const auto &a : served_apis)
+        r.api_keys.push_back(a);
+    return r;
+}
+
+bool serves(std::int16_t key, std::int16_t version)
+{
+    for (const auto &a : served_apis)
+        if (a.api_key == key && version >= a.min_version && version <= a.max_version)
+            return true;
+    return false;
+}
+
+// ---- one SQL statement in its own transaction ---------------------------------------------
+
+constexpr int max_sql_args = 6;
+
+// A statement's outcome: sqlstate 0 and the rows as text (palloc'd in the request context,
+// nullptr for NULL), or the error's SQLSTATE and message. Trivially destructible.
+struct SqlResult {
+    int sqlstate = 0;
+    char message[256] = "";
+    int rows = 0;
+    int cols = 0;
+    char **values = nullptr;
+    const char *value(int row, int col) const { return values[row * cols + col]; }
+};
+
+void run_sql_impl(const char *sql, int nargs, const char *const *args, bool commit, SqlResult *out)
+{
+    MemoryContext request_context = CurrentMemoryContext;
+    SetCurrentStatementStartTimestamp();
+    StartTransactionCommand();
+    PushActiveSnapshot(GetTransactionSnapshot());
+    pgstat_report_activity(STATE_RUNNING, sql);
+    SPI_connect();
+    // A request never holds the loop behind a lock for long, nor runs long (offset_for_time
+    // scans a partition): 55P03 and 57014 become REQUEST_TIMED_OUT, which clients retry.
+    (void) SPI_execute("SET LOCAL lock_timeout = '200ms'", false, 0);
+    (void) SPI_execute("SET LOCAL statement_timeout = '5s'", false, 0);
+    Oid types[max_sql_args];
+    Datum values[max_sql_args];
+    char nulls[max_sql_args];
+    for (int i = 0; i < nargs; i++) {
+        types[i] = TEXTOID;
+        values[i] = args[i] ? CStringGetTextDatum(args[i]) : (Datum) 0;
+        nulls[i] = args[i] ? ' ' : 'n';
+    }
+    int rc = SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0);
+    if (rc < 0)
+        elog(ERROR, "pgtopic kafka: SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
+    if (SPI_tuptable != nullptr && SPI_processed > 0) {
+        int cols = SPI_tuptable->tupdesc->natts;
+        char **cells =
+            static_cast<char **>(MemoryContextAllocZero(request_context, sizeof(char *) * cols * SPI_processed));
+        for (uint64 r = 0; r < SPI_processed; r++)
+            for (int c = 0; c < cols; c++) {
+                char *v = SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, c + 1);
+                cells[r * cols + c] = v ? MemoryContextStrdup(request_context, v) : nullptr;
+            }
+        out->values = cells;
+        out->rows = static_cast<int>(SPI_processed);
+        out->cols = cols;
+    }
+    SPI_finish();
+    PopActiveSnapshot();
+    if (commit)
+        CommitTransactionCommand();
+    else
+        AbortCurrentTransaction();  // CreateTopics validate_only
+    pgstat_report_activity(STATE_IDLE, nullptr);
+    MemoryContextSwitchTo(request_context);
+}
+
+SqlResult run_sql(const char *sql, std::initializer_list<const char *> args, bool commit = true)
+{
+    SqlResult result;
+    const char *argv[max_sql_args];
+    int nargs = 0;
+    for (const char *a : args)
+        if (nargs < max_sql_args)
+            argv[nargs++] = a;
+    ErrorData *error = nullptr;
+    try {
+        pg_call([&] { run_sql_impl(sql, nargs, argv, commit, &result); });
+    } catch (const PgError &e) {
+        error = e.data();
+    }
+    if (error != nullptr) {
+        result = SqlResult();
+        result.sqlstate = error->sqlerrcode;
+        std::snprintf(result.message, sizeof result.message, "%s", error->message ? error->message : "");
+        pg_call([] {
+            AbortCurrentTransaction();
+            pgstat_report_activity(STATE_IDLE, nullptr);
+        });
+    }
+    return result;
+}
+
+// The Kafka error for a failed statement: rights, unknown topics and timeouts have their own
+// codes; the others depend on the request.
+std::int16_t kafka_error(const SqlResult &r, ErrorCode otherwise)
+{
+    switch (r.sqlstate) {
+    case ERRCODE_INSUFFICIENT_PRIVILEGE:
+        return code(ErrorCode::topic_authorization_failed);
+    case ERRCODE_UNDEFINED_OBJECT:
+        return code(ErrorCode::unknown_topic_or_partition);
+    case ERRCODE_DUPLICATE_OBJECT:
+        return code(ErrorCode::topic_already_exists);
+    case ERRCODE_LOCK_NOT_AVAILABLE:
+    case ERRCODE_QUERY_CANCELED:
+        return code(ErrorCode::request_timed_out);  // retriable
+    default:
+        return code(otherwise);
+    }
+}
+
+std::int64_t to_int64(const char *v, std::int64_t otherwise = -1)
+{
+    return v ? static_cast<std::int64_t>(std::strtoll(v, nullptr, 10)) : otherwise;
+}
+
+// Kafka's topic name rule: 1-249 of [a-zA-Z0-9._-], not "." or "..".
+bool valid_topic_name(std::string_view name)
+{
+    if (name.empty() || name.size() > 249 || name == "." || name == "..")
+        return false;
+    for (char c : name)
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+              c == '-'))
+            return false;
+    return true;
+}
+
+// ---- Metadata: one broker, leader of every partition; the topics pgtopic.topics shows the role.
+// With pgtopic.kafka_auto_create_partitions > 0, a requested unknown topic is created (when the
+// request allows it: always before v4) with that many partitions.
+MetadataResponse metadata(const MetadataRequest &req)
+{
+    SqlResult topics = run_sql("SELECT topic, partitions FROM pgtopic.topics ORDER BY topic", {});
+    if (topics.sqlstate == ERRCODE_INVALID_SCHEMA_NAME || topics.sqlstate == ERRCODE_UNDEFINED_TABLE)
+        topics = SqlResult();  // no CREATE EXTENSION pgtopic in this database (yet): no topics
+    else if (topics.sqlstate != 0)
+        throw std::runtime_error(std::string("Metadata: ") + topics.message);  // the client reconnects
+
+    MetadataResponse r;
+    r.brokers.push_back({node_id, advertised_host_name(), port, std::nullopt});
+    char cluster[64];
+    std::snprintf(cluster, sizeof cluster, "pgtopic-%" PRIu64, static_cast<std::uint64_t>(GetSystemIdentifier()));
+    r.cluster_id = std::string(cluster);
+    r.controller_id = node_id;
+    auto add = [&](int row) {
+        MetadataResponse::Topic t;
+        t.name = topics.value(row, 0);
+        std::int64_t partitions = to_int64(topics.value(row, 1), 0);
+        for (std::int32_t p = 0; p < partitions; p++)
+            t.partitions.push_back({0, p, node_id, {node_id}, {node_id}});
+        r.topics.push_back(std::move(t));
+    };
+    if (!req.topics) {
+        for (int i = 0; i < topics.rows; i++)
+            add(i);
+    } else {
+        for (std::string_view name : *req.topics) {
+            int found = -1;
+            for (int i = 0; i < topics.rows && found < 0; i++)
+                if (name == topics.value(i, 0))
+                    found = i;
+            if (found >= 0) {
+                add(found);
+                continue;
+            }
+            MetadataResponse::Topic t;
+            t.error_code = code(ErrorCode::unknown_topic_or_partition);
+            t.name = std::string(name);
+            if (auto_create_partitions > 0 && req.allow_auto_topic_creation && valid_topic_name(name)) {
+                char parts[16];
+                std::snprintf(parts, sizeof parts, "%d", auto_create_partitions);
+                SqlResult created = run_sql("SELECT pgtopic.create_topic($1, $2::integer)", {t.name.c_str(), parts});
+                if (created.sqlstate == 0) {
+                    t.error_code = 0;
+                    for (std::int32_t p = 0; p < auto_create_partitions; p++)
+                        t.partitions.push_back({0, p, node_id, {node_id}, {node_id}});
+                } else if (created.sqlstate == ERRCODE_DUPLICATE_OBJECT) {
+                    t.error_code = code(ErrorCode::leader_not_available);  // created meanwhile: ask again
+                } else {
+                    t.error_code = kafka_error(created, ErrorCode::unknown_topic_or_partition);
+                }
+            }
+            r.topics.push_back(std::move(t));
+        }
+    }
+    return r;
+}
+
+// ---- ListOffsets: -2 the log start offset, -1 the last stable offset (pgtopic's high
+// watermark for every client), else the first offset produced at or after the time.
+ListOffsetsResponse list_offsets(const ListOffsetsRequest &req)
+{
+    ListOffsetsResponse r;
+    for (const auto &t : req.topics) {
+        std::string name(t.name);
+        SqlResult parts = run_sql("SELECT \"partition\", log_start_offset, last_stable_offset "
+                                  "FROM pgtopic.partitions WHERE topic = $1",
+                                  {name.c_str()});
+        auto &rt = r.topics.emplace_back();
+        rt.name = name;
+        for (const auto &p : t.partitions) {
+            ListOffsetsResponse::Partition out{p.partition_index, 0, -1, -1};
+            int row = -1;
+            for (int i = 0; i < parts.rows && row < 0; i++)
+                if (to_int64(parts.value(i, 0)) == p.partition_index)
+                    row = i;
+            if (parts.sqlstate != 0) {
+                out.error_code = kafka_error(parts, ErrorCode::unknown_server_error);
+            } else if (row < 0) {
+                out.error_code = code(ErrorCode::unknown_topic_or_partition);
+            } else if (p.timestamp == -2) {
+                out.offset = to_int64(parts.value(row, 1));
+            } else if (p.timestamp == -1) {
+                out.offset = to_int64(parts.value(row, 2));
+            } else if (p.timestamp < 0) {
+                out.error_code = code(ErrorCode::invalid_request);
+            } else {
+                char partition[16], ts[32];
+                std::snprintf(partition, sizeof partition, "%d", p.partition_index);
+                std::snprintf(ts, sizeof ts, "%lld", static_cast<long long>(p.timestamp));
+                // No message at or after the time: offset and timestamp -1, as Kafka answers.
+                SqlResult found = run_sql(
+                    "WITH t AS (SELECT pgtopic.offset_for_time($1, $2::integer, to_timestamp($3::bigint / 1000.0)) AS o) "
+                    "SELECT t.o, (SELECT (extract(epoch FROM f.produced_at) * 1000)::bigint "
+                    "               FROM pgtopic.fetch($1, $2::integer, t.o, 1) f WHERE f.msg_offset = t.o) FROM t",
+                    {name.c_str(), partition, ts});
+                if (found.sqlstate != 0) {
+                    out.error_code = kafka_error(found, ErrorCode::unknown_server_error);
+                } else if (found.rows == 1 && found.value(0, 1) != nullptr) {
+                    out.offset = to_int64(found.value(0, 0));
+                    out.timestamp = to_int64(found.value(0, 1));
+                }
+            }
+            rt.partitions.push_back(out);
+        }
+    }
+    return r;
+}
+
+// ---- CreateTopics: pgtopic.create_topic (pgtopic_admin membership required), one
+// transaction per topic; validate_only rolls it back. Configs: retention.ms, retention.bytes
+// and max.message.bytes (-1 = no limit); others are INVALID_CONFIG.
+CreateTopicsResponse create_topics(std::int16_t version, const CreateTopicsRequest &req)
+{
+    CreateTopicsResponse r;
+    for (const auto &t : req.topics) {
+        CreateTopicsResponse::Topic out{std::string(t.name), 0, std::nullopt};
+        auto fail = [&](ErrorCode e, const std::string &message) {
+            out.error_code = code(e);
+            out.error_message = message;
+        };
+        std::optional<std::string> retention_ms, retention_bytes, max_message_bytes;
+        for (const auto &c : t.configs) {
+            std::optional<std::string> v;
+            if (c.value && *c.value != "-1")
+                v = std::string(*c.value);
+            if (c.name == "retention.ms")
+                retention_ms = v;
+            else if (c.name == "retention.bytes")
+                retention_bytes = v;
+            else if (c.name == "max.message.bytes")
+                max_message_bytes = v;
+            else if (out.error_code == 0)
+                fail(ErrorCode::invalid_config, "config " + std::string(c.name) + " is not supported by pgtopic");
+        }
+        std::int32_t partitions = t.num_partitions == -1 ? 1 : t.num_partitions;
+        if (out.error_code != 0) {
+            // an unsupported config, reported above
+        } else if (!valid_topic_name(t.name)) {
+            fail(ErrorCode::invalid_topic_exception, "topic names are 1-249 of [a-zA-Z0-9._-]");
+        } else if (!t.assignments.empty()) {
+            fail(ErrorCode::invalid_replica_assignment, "manual replica assignments are not supported");
+        } else if (partitions < 1) {
+            fail(ErrorCode::invalid_partitions, "partitions must be at least 1");
+        } else if (t.replication_factor != -1 && t.replication_factor != 1) {
+            fail(ErrorCode::invalid_replication_factor, "pgtopic has one broker: replication factor 1 (or -1)");
+        } else {
+            char parts[16];
+            std::snprintf(parts, sizeof parts, "%d", partitions);
+            std::string name(t.name);
+            SqlResult done = run_sql(
+                "SELECT pgtopic.create_topic($1, $2::integer, retention => $3::bigint * interval '1 millisecond', "
+                "retention_bytes => $4::bigint, max_message_bytes => $5::integer)",
+                {name.c_str(), parts, retention_ms ? retention_ms->c_str() : nullptr,
+                 retention_bytes ? retention_bytes->c_str() : nullptr,
+                 max_message_bytes ? max_message_bytes->c_str() : nullptr},
+                !req.validate_only);
+            if (done.sqlstate != 0) {
+                bool bad_value = done.sqlstate == ERRCODE_INVALID_PARAMETER_VALUE ||
+                                 done.sqlstate == ERRCODE_INVALID_TEXT_REPRESENTATION ||
+                                 done.sqlstate == ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE;
+                ErrorCode otherwise = !bad_value ? ErrorCode::unknown_server_error
+                                      : std::strncmp(done.message, "partitions", 10) == 0
+                                          ? ErrorCode::invalid_partitions
+                                          : ErrorCode::invalid_config;
+                out.error_code = kafka_error(done, otherwise);
+                out.error_message = std::string(done.message);
+            }
+        }
+        if (version < 1)
+            out.error_message.reset();
+        r.topics.push_back(std::move(out));
+    }
+    return r;
+}
+
+// ---- DeleteTopics: pgtopic.drop_topic (the admin right on the topic), one transaction each.
+DeleteTopicsResponse delete_topics(const DeleteTopicsRequest &req)
+{
+    DeleteTopicsResponse r;
+    for (std::string_view t : req.topic_names) {
+        std::string name(t);
+        SqlResult done = run_sql("SELECT pgtopic.drop_topic($1)", {name.c_str()});
+        r.responses.push_back(
+            {name, done.sqlstate == 0 ? std::int16_t(0) : kafka_error(done, ErrorCode::unknown_server_error)});
+    }
+    return r;
+}
+
+void append(std::string &out, const std::vector<unsigned char> &frame)
+{
+    out.append(reinterpret_cast<const char *>(frame.data()), frame.size());
+}
+
+// Logged after the catch blocks have closed.
+void log_closing(const char *why, const char *detail)
+{
+    pg_call([&] {
+        ereport(LOG, (errmsg("pgtopic kafka: closing a connection: %s", why),
+                      detail && detail[0] ? errdetail_internal("%s", detail) : 0));
+    });
+}
+
+}  // namespace
+
+bool handle_frame(std::string_view payload, std::string &out)
+{
+    char why[256] = "";
+    char detail[512] = "";
+    ErrorData *pg_error = nullptr;
+    try {
+        RequestHeader header;
+        try {
+            Request req = decode_request(payload, &header);
+            if (!serves(req.header.api_key, req.header.api_version)) {
+                std::snprintf(why, sizeof why, "API key %d version %d is not served", req.header.api_key,
+                              req.header.api_version);
+            } else if (std::holds_alternative<ApiVersionsRequest>(req.body)) {
+                append(out, encode_response(req.header.api_key, req.header.api_version, req.header.correlation_id,
+                                            api_versions(0)));
+                return true;
+            } else if (auto *m = std::get_if<MetadataRequest>(&req.body)) {
+                append(out, encode_response(req.header.api_key, req.header.api_version, req.header.correlation_id,
+                                            metadata(*m)));
+                return true;
+            } else if (auto *l = std::get_if<ListOffsetsRequest>(&req.body)) {
+                append(out, encode_response(req.header.api_key, req.header.api_version, req.header.correlation_id,
+                                            list_offsets(*l)));
+                return true;
+            } else if (auto *c = std::get_if<CreateTopicsRequest>(&req.body)) {
+                append(out, encode_response(req.header.api_key, req.header.api_version, req.header.correlation_id,
+                                            create_topics(req.header.api_version, *c)));
+                return true;
+            } else if (auto *d = std::get_if<DeleteTopicsRequest>(&req.body)) {
+                append(out, encode_response(req.header.api_key, req.header.api_version, req.header.correlation_id,
+                                            delete_topics(*d)));
+                return true;
+            }
+        } catch (const DecodeError &e) {
+            // An ApiVersions request is answered even when its version is unknown (KIP-511: v0
+            // body, the error, our ranges) so that the client retries with a version we know.
+            if (header.api_key == static_cast<std::int16_t>(ApiKey::api_versions) &&
+                e.error() == ErrorCode::unsupported_version) {
+                append(out, encode_response(header.api_key, header.api_version, header.correlation_id,
+                                            api_versions(code(ErrorCode::unsupported_version))));
+                return true;
+            }
+            std::snprintf(why, sizeof why, "malformed request (Kafka error %d)", code(e.error()));
+            std::snprintf(detail, sizeof detail, "API key %d version %d: %s", header.api_key, header.api_version,
+                          e.what());
+        }
+    } catch (const PgError &e) {
+        pg_error = e.data();
+    } catch (const std::bad_alloc &) {
+        std::snprintf(why, sizeof why, "out of memory");
+    } catch (const std::exception &e) {
+        std::snprintf(why, sizeof why, "internal error");
+        std::snprintf(detail, sizeof detail, "%s", e.what());
+    } catch (...) {
+        std::snprintf(why, sizeof why, "unknown internal error");
+    }
+    if (pg_error != nullptr) {
+        // The request's transaction (if any) is aborted; the loop goes on with the next client.
+        try {
+            pg_call([&] {
+                AbortCurrentTransaction();
+                pgstat_report_activity(STATE_IDLE, nullptr);
+            });
+        } catch (...) {
+        }
+        std::snprintf(why, sizeof why, "error while serving a request");
+        std::snprintf(detail, sizeof detail, "%s", pg_error->message ? pg_error->message : "");
+    }
+    try {
+        log_closing(why, detail);
+    } catch (...) {
+    }
+    return false;
+}
+
+}  // namespace pgtopic::kafka_server

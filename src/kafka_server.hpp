@@ -1,0 +1,33 @@
+// The Kafka listener (docs/kafka.md): a background worker that accepts Kafka clients and
+// answers them with the codec in src/kafka. kafka_listener.cpp owns the sockets and the event
+// loop; kafka_requests.cpp turns one request frame into its response.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace pgtopic::kafka_server {
+
+// Settings (kafka_listener.cpp).
+extern char *listen_addresses;     // pgtopic.kafka_listen_addresses ('' = off)
+extern int port;                   // pgtopic.kafka_port
+extern char *advertised_host;      // pgtopic.kafka_advertised_host ('' = the first listen address)
+extern char *role;                 // pgtopic.kafka_role: the role whose rights Kafka clients get
+extern bool allow_unauthenticated; // pgtopic.kafka_allow_unauthenticated: listen beyond loopback
+extern int max_connections;        // pgtopic.kafka_max_connections
+extern int max_frame_bytes;        // pgtopic.kafka_max_frame_bytes
+extern int auto_create_partitions; // pgtopic.kafka_auto_create_partitions (0 = off)
+
+void define_settings();
+void register_worker();
+
+// The host and port Metadata advertises (kafka_listener.cpp).
+const char *advertised_host_name();
+
+// Handles one request frame's payload (after the size prefix): appends the whole response
+// frame to out, or returns false when the connection must be closed (a request that cannot be
+// parsed or an API the listener does not serve). Never throws; runs PostgreSQL calls (each in
+// its own transaction) through pg_call and returns to the loop with no transaction open.
+bool handle_frame(std::string_view payload, std::string &out);
+
+}  // namespace pgtopic::kafka_server

@@ -1,0 +1,345 @@
+# The Kafka listener (docs/kafka.md): kcat -L lists the topics the listener's role may see, with
+# their partitions; malformed, oversized and unserved frames close their connection and nothing
+# else (the server and the other clients carry on); the connection cap holds; non-loopback
+# addresses are refused without pgtopic.kafka_allow_unauthenticated; an unknown ApiVersions
+# version gets UNSUPPORTED_VERSION with our ranges; ListOffsets (kcat -Q and raw frames) gives
+# the log start, the last stable offset and offsets for times; CreateTopics and DeleteTopics obey
+# the role's rights; a standby runs no listener until it is promoted.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use IO::Socket::INET;
+use JSON::PP;
+
+if (system('kcat -V >/dev/null 2>&1') != 0)
+{
+    plan skip_all => 'kcat is not installed';
+}
+
+my $kport = $ENV{PGTOPIC_KAFKA_TEST_PORT} // PostgreSQL::Test::Cluster::get_free_port();
+my $kport_standby =
+  $ENV{PGTOPIC_KAFKA_TEST_PORT} ? $ENV{PGTOPIC_KAFKA_TEST_PORT} + 1 : PostgreSQL::Test::Cluster::get_free_port();
+
+my $node = PostgreSQL::Test::Cluster->new('kafka');
+$node->init(allows_streaming => 1);
+$node->append_conf('postgresql.conf', q{
+shared_preload_libraries = 'pgtopic'
+pgtopic.database = 'postgres'
+});
+$node->start;
+$node->safe_psql('postgres', q{
+    CREATE EXTENSION pgtopic;
+    CREATE ROLE kafka_client LOGIN;
+    GRANT pgtopic_consumer, pgtopic_producer TO kafka_client;
+    SELECT pgtopic.create_topic('orders', 3);
+    SELECT pgtopic.create_topic('audit', 1);
+    SELECT pgtopic.create_topic('secret', 2);
+    SELECT pgtopic.grant_topic('orders', 'kafka_client', 'consume');
+    SELECT pgtopic.grant_topic('audit', 'kafka_client', 'produce');
+});
+$node->append_conf('postgresql.conf', qq{
+pgtopic.kafka_listen_addresses = '127.0.0.1, 0.0.0.0'
+pgtopic.kafka_port = $kport
+pgtopic.kafka_role = 'kafka_client'
+pgtopic.kafka_max_connections = 4
+pgtopic.kafka_max_frame_bytes = '1MB'
+});
+$node->restart;
+
+my $broker = "127.0.0.1:$kport";
+
+sub kcat_metadata
+{
+    my @extra = @_;
+    my $at = $broker;
+    if (@extra && $extra[0] eq '-b') { (undef, $at) = splice(@extra, 0, 2); }
+    my ($out, $err);
+    for my $try (1 .. 50)
+    {
+        ($out, $err) = run_command([ 'kcat', '-L', '-J', '-b', $at, '-m', '5', @extra ]);
+        last if $out =~ /"topics"/;
+        sleep 1;    # the listener starts after recovery
+    }
+    return (decode_json($out), $err);
+}
+
+my ($md) = kcat_metadata();
+my %topics = map { $_->{topic} => $_ } @{ $md->{topics} };
+is_deeply([ sort keys %topics ], [ 'audit', 'orders' ], 'kcat -L lists the topics the role has rights on');
+is(scalar @{ $topics{orders}{partitions} }, 3, 'orders has 3 partitions');
+is_deeply([ map { $_->{partition} } @{ $topics{orders}{partitions} } ], [ 0, 1, 2 ], 'partitions in order');
+is($topics{orders}{partitions}[1]{leader}, 1, 'every partition is led by broker 1');
+is($md->{brokers}[0]{name}, "127.0.0.1:$kport", 'the broker advertises the listen address and port');
+
+my ($one) = kcat_metadata('-t', 'orders');
+is(scalar @{ $one->{topics} }, 1, 'kcat -L -t orders: one topic');
+is(scalar @{ $one->{topics}[0]{partitions} }, 3, '... with its partitions');
+my ($none) = kcat_metadata('-t', 'secret');
+ok(defined $none->{topics}[0]{error}, 'a topic without rights is reported as an error, not listed');
+
+ok($node->log_contains('not listening on non-loopback address 0.0.0.0'),
+    'a non-loopback address is refused without kafka_allow_unauthenticated');
+
+# ---- raw frames -----------------------------------------------------------------------------
+sub connect_raw
+{
+    my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $kport, Proto => 'tcp', Timeout => 5)
+      or die "connect: $!";
+    return $sock;
+}
+
+# Reads one response frame, or undef when the server closed the connection.
+sub read_frame
+{
+    my ($sock) = @_;
+    my $head = '';
+    local $SIG{ALRM} = sub { die "timeout\n" };
+    alarm 10;
+    while (length($head) < 4)
+    {
+        my $n = sysread($sock, $head, 4 - length($head), length($head));
+        if (!$n) { alarm 0; return undef; }
+    }
+    my $size = unpack('N', $head);
+    my $body = '';
+    while (length($body) < $size)
+    {
+        my $n = sysread($sock, $body, $size - length($body), length($body));
+        if (!$n) { alarm 0; return undef; }
+    }
+    alarm 0;
+    return $body;
+}
+
+sub frame { my ($payload) = @_; return pack('N', length($payload)) . $payload; }
+sub header { my ($key, $version, $corr) = @_; return pack('n n N n', $key, $version, $corr, 4) . 'test'; }
+
+sub closed_after
+{
+    my ($bytes, $name) = @_;
+    my $s = connect_raw();
+    syswrite($s, $bytes);
+    ok(!defined read_frame($s), $name);
+    close $s;
+}
+
+closed_after("\xff\xff\xff\xff", 'a negative frame size closes the connection');
+closed_after(pack('N', 2 * 1024 * 1024) . 'x' x 100, 'a frame above kafka_max_frame_bytes closes the connection');
+closed_after(pack('N', 3) . 'abc', 'a frame below a request header closes the connection');
+closed_after(frame(header(3, 4, 7) . "\x7f\xff\xff\xff"), 'an impossible topic count closes the connection');
+closed_after(frame(header(3, 1, 7) . "\x00\x00\x00\x01\x00\x09ab"), 'a truncated topic name closes the connection');
+closed_after(frame(header(0, 7, 7) . "\xff\xff\xff\xff\x00\x00\x75\x30\x00\x00\x00\x00"),
+    'an API the listener does not serve (Produce) closes the connection');
+
+# ApiVersions v9: answered in v0 with UNSUPPORTED_VERSION (35) and the ranges served.
+my $s = connect_raw();
+syswrite($s, frame(header(18, 9, 42) . "\x00"));
+my $resp = read_frame($s);
+ok(defined $resp, 'an unknown ApiVersions version is answered');
+my ($corr, $error, $count) = unpack('N n N', $resp);
+is($corr, 42, '... with its correlation id');
+is($error, 35, '... and UNSUPPORTED_VERSION');
+my %ranges;
+for my $i (0 .. $count - 1)
+{
+    my ($key, $min, $max) = unpack('n n n', substr($resp, 10 + 6 * $i, 6));
+    $ranges{$key} = "$min-$max";
+}
+is_deeply(\%ranges, { 2 => '1-2', 3 => '0-4', 18 => '0-3', 19 => '0-4', 20 => '0-1' },
+    '... listing ListOffsets 1-2, Metadata 0-4, ApiVersions 0-3, CreateTopics 0-4, DeleteTopics 0-1');
+# The same connection goes on: ApiVersions v0, then a Metadata v0 for all topics.
+syswrite($s, frame(header(18, 0, 43)));
+$resp = read_frame($s);
+is(unpack('N', $resp), 43, 'the connection serves the next request');
+syswrite($s, frame(header(3, 0, 44) . pack('N', 0)));
+$resp = read_frame($s);
+ok(defined $resp && $resp =~ /orders/ && $resp !~ /secret/, 'Metadata v0 lists the visible topics');
+close $s;
+
+# Two requests in one write: answered in order.
+$s = connect_raw();
+syswrite($s, frame(header(18, 1, 1)) . frame(header(18, 2, 2)));
+my ($r1, $r2) = (read_frame($s), read_frame($s));
+is_deeply([ unpack('N', $r1), unpack('N', $r2) ], [ 1, 2 ], 'pipelined requests are answered in order');
+close $s;
+
+# The connection cap: 4 open, the 5th is closed at once; after they close, new ones work.
+sleep 1;    # let the listener see the connections above close
+my @held = map { connect_raw() } 1 .. 4;
+for my $h (@held)
+{
+    syswrite($h, frame(header(18, 0, 5)));
+    ok(defined read_frame($h), 'a connection under the cap is served');
+}
+my $extra = connect_raw();
+syswrite($extra, frame(header(18, 0, 6)));
+ok(!defined read_frame($extra), 'the connection above kafka_max_connections is closed');
+close $_ for @held, $extra;
+sleep 1;
+
+# Random bodies behind valid headers of every served API and version (seeded): each gets a
+# response or a closed connection, never a crash.
+srand(14);
+my ($answered, $closed) = (0, 0);
+for my $i (1 .. 300)
+{
+    my @apis = ([ 2, 1, 2 ], [ 3, 0, 4 ], [ 18, 0, 3 ], [ 19, 0, 4 ], [ 20, 0, 1 ]);
+    my ($key, $min, $max) = @{ $apis[ int(rand(@apis)) ] };
+    my $version = $min + int(rand($max - $min + 1));
+    my $body = join('', map { chr(int(rand(4)) == 0 ? 255 : int(rand(8))) } 1 .. int(rand(40)));
+    my $s = connect_raw();
+    syswrite($s, frame(header($key, $version, $i) . $body));
+    if (defined read_frame($s)) { $answered++ } else { $closed++ }
+    close $s;
+}
+ok($answered + $closed == 300, "300 random request bodies: $answered answered, $closed closed");
+
+sleep 1;
+($md) = kcat_metadata();
+is(scalar @{ $md->{topics} }, 2, 'kcat -L still works after all the bad frames');
+ok(!$node->log_contains('terminated by signal'), 'no process died of a signal');
+
+# ---- ListOffsets ------------------------------------------------------------------------------
+$node->safe_psql('postgres', q{
+    SELECT pgtopic.produce('orders', 'a'::text, partition => 1);
+    SELECT pgtopic.produce('orders', 'b'::text, partition => 1);
+    SELECT pgtopic.produce('orders', 'c'::text, partition => 1);
+});
+my $open = $node->background_psql('postgres');
+$open->query_safe(q{BEGIN; SELECT pgtopic.produce('orders', 'held'::text, partition => 1)});
+
+sub list_offsets
+{
+    my ($version, $partition, $timestamp) = @_;
+    my $s = connect_raw();
+    my $body = pack('N', 0xffffffff) . ($version >= 2 ? "\x01" : '') . pack('N', 1) . pack('n', 6) . 'orders'
+      . pack('N', 1) . pack('N', $partition) . pack('q>', $timestamp);
+    syswrite($s, frame(header(2, $version, 9) . $body));
+    my $resp = read_frame($s);
+    close $s;
+    my $at = 4 + ($version >= 2 ? 4 : 0) + 4 + 2 + 6 + 4;
+    my ($p, $err, $ts, $off) = unpack('N s> q> q>', substr($resp, $at));
+    return [ $p, $err, $ts, $off ];
+}
+is_deeply(list_offsets(1, 1, -2), [ 1, 0, -1, 0 ], 'ListOffsets v1 earliest: the log start offset');
+is_deeply(list_offsets(2, 1, -1), [ 1, 0, -1, 3 ],
+    'ListOffsets v2 latest: the last stable offset, below the open transaction');
+is(list_offsets(2, 7, -1)->[1], 3, 'an unknown partition: UNKNOWN_TOPIC_OR_PARTITION');
+my $r = list_offsets(2, 1, 1000);
+is($r->[3], 0, 'a time before every message: offset 0');
+ok($r->[2] > 1000, '... with that message\'s timestamp');
+is_deeply(list_offsets(2, 1, 4102444800000), [ 1, 0, -1, -1 ], 'a time after every message: -1, as Kafka');
+my ($q) = run_command([ 'kcat', '-Q', '-b', $broker, '-t', 'orders:1:1000' ]);
+like($q, qr/orders \[1\] offset 0/, 'kcat -Q gives the offset for a time');
+$open->query_safe('ROLLBACK');
+$open->quit;
+
+# ---- CreateTopics / DeleteTopics -------------------------------------------------------------
+sub create_topic
+{
+    my ($name, $partitions, $rf, $validate_only, $configs) = @_;
+    $configs //= [];
+    my $s = connect_raw();
+    my $body = pack('N', 1) . pack('n', length $name) . $name . pack('N', $partitions) . pack('n', $rf & 0xffff)
+      . pack('N', 0) . pack('N', scalar @$configs);
+    $body .= pack('n', length $_->[0]) . $_->[0] . pack('n', length $_->[1]) . $_->[1] for @$configs;
+    $body .= pack('N', 5000) . ($validate_only ? "\x01" : "\x00");
+    syswrite($s, frame(header(19, 4, 11) . $body));
+    my $resp = read_frame($s);
+    close $s;
+    my $len = unpack('n', substr($resp, 12, 2));
+    return unpack('s>', substr($resp, 14 + $len, 2));
+}
+
+sub delete_topic
+{
+    my ($name) = @_;
+    my $s = connect_raw();
+    syswrite($s, frame(header(20, 1, 12) . pack('N', 1) . pack('n', length $name) . $name . pack('N', 5000)));
+    my $resp = read_frame($s);
+    close $s;
+    my $len = unpack('n', substr($resp, 12, 2));
+    return unpack('s>', substr($resp, 14 + $len, 2));
+}
+
+is(create_topic('fresh', 2, -1, 0), 29, 'CreateTopics without pgtopic_admin: TOPIC_AUTHORIZATION_FAILED');
+$node->safe_psql('postgres', 'GRANT pgtopic_admin TO kafka_client');
+is(create_topic('dry', 2, 1, 1), 0, 'CreateTopics validate_only succeeds');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM pgtopic.topics WHERE topic = 'dry'}), 0,
+    '... and creates nothing');
+is(create_topic('fresh', 2, -1, 0, [ [ 'retention.ms', '3600000' ] ]), 0, 'CreateTopics creates a topic');
+is($node->safe_psql('postgres', q{SELECT partitions || ' ' || retention FROM pgtopic.topics WHERE topic = 'fresh'}),
+    '2 01:00:00', '... with its partitions and retention.ms');
+is(create_topic('fresh', 2, -1, 0), 36, 'again: TOPIC_ALREADY_EXISTS');
+is(create_topic('bad name', 1, -1, 0), 17, 'an invalid name: INVALID_TOPIC_EXCEPTION');
+is(create_topic('x3', 1, 3, 0), 38, 'replication factor 3: INVALID_REPLICATION_FACTOR');
+is(create_topic('x0', 0, -1, 0), 37, '0 partitions: INVALID_PARTITIONS');
+is(create_topic('xc', 1, -1, 0, [ [ 'cleanup.policy', 'compact' ] ]), 40, 'an unsupported config: INVALID_CONFIG');
+# Metadata auto-creation (pgtopic.kafka_auto_create_partitions), v4 with allow_auto_topic_creation.
+sub metadata_one
+{
+    my ($name, $allow) = @_;
+    my $s = connect_raw();
+    syswrite($s, frame(header(3, 4, 13) . pack('N', 1) . pack('n', length $name) . $name . ($allow ? "\x01" : "\x00")));
+    my $resp = read_frame($s);
+    close $s;
+    my $at = 8;
+    my $brokers = unpack('N', substr($resp, $at, 4));
+    $at += 4;
+    for (1 .. $brokers)
+    {
+        $at += 4;
+        $at += 2 + unpack('n', substr($resp, $at, 2));    # host
+        $at += 4;
+        my $rack = unpack('s>', substr($resp, $at, 2));
+        $at += 2 + ($rack > 0 ? $rack : 0);
+    }
+    my $cluster = unpack('s>', substr($resp, $at, 2));
+    $at += 2 + ($cluster > 0 ? $cluster : 0) + 4 + 4;    # cluster id, controller, topic count
+    my $err = unpack('s>', substr($resp, $at, 2));
+    $at += 2;
+    $at += 2 + unpack('n', substr($resp, $at, 2)) + 1;   # name, is_internal
+    my $partitions = unpack('N', substr($resp, $at, 4));
+    return [ $err, $partitions ];
+}
+is_deeply(metadata_one('auto1', 1), [ 3, 0 ], 'auto-creation off: an unknown topic is UNKNOWN_TOPIC_OR_PARTITION');
+$node->append_conf('postgresql.conf', "pgtopic.kafka_auto_create_partitions = 3\n");
+$node->reload;
+sleep 1;
+is_deeply(metadata_one('auto1', 0), [ 3, 0 ], 'auto-creation on, but the request does not allow it');
+is_deeply(metadata_one('auto1', 1), [ 0, 3 ], 'auto-creation on: Metadata creates the topic with 3 partitions');
+is($node->safe_psql('postgres', q{SELECT partitions FROM pgtopic.topics WHERE topic = 'auto1'}), 3,
+    '... which SQL sees');
+is(delete_topic('auto1'), 0, '... and DeleteTopics drops');
+$node->append_conf('postgresql.conf', "pgtopic.kafka_auto_create_partitions = 0\n");
+$node->reload;
+
+my ($fresh) = kcat_metadata('-t', 'fresh');
+is(scalar @{ $fresh->{topics}[0]{partitions} }, 2, 'kcat -L sees the new topic');
+is(delete_topic('fresh'), 0, 'DeleteTopics drops it');
+is(delete_topic('fresh'), 3, 'again: UNKNOWN_TOPIC_OR_PARTITION');
+$node->safe_psql('postgres', 'REVOKE pgtopic_admin FROM kafka_client');
+is(delete_topic('orders'), 29, 'without the admin right: TOPIC_AUTHORIZATION_FAILED');
+
+# ---- a standby serves no Kafka clients until it is promoted ---------------------------------
+$node->backup('b');
+my $standby = PostgreSQL::Test::Cluster->new('kafka_standby');
+$standby->init_from_backup($node, 'b', has_streaming => 1);
+$standby->append_conf('postgresql.conf', "pgtopic.kafka_port = $kport_standby\n");
+$standby->start;
+$node->wait_for_catchup($standby);
+sleep 2;
+my $refused = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $kport_standby, Proto => 'tcp', Timeout => 2);
+ok(!defined $refused, 'no Kafka listener on a standby');
+ok(!$standby->log_contains('pgtopic kafka: listening'), '... and none started');
+$standby->promote;
+my ($promoted) = kcat_metadata('-b', "127.0.0.1:$kport_standby");
+is_deeply([ sort map { $_->{topic} } @{ $promoted->{topics} } ], [ 'audit', 'orders' ],
+    'after promotion the listener serves the same topics');
+ok(!$standby->log_contains('terminated by signal'), 'no process on the standby died of a signal');
+$standby->stop;
+
+$node->stop;
+done_testing();
