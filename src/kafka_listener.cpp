@@ -46,6 +46,7 @@ bool allow_unauthenticated = false;
 int max_connections = 100;
 int max_frame_bytes = kafka::default_max_frame_bytes;
 int auto_create_partitions = 0;
+int idle_timeout_ms = 600000;
 
 namespace {
 
@@ -58,6 +59,7 @@ struct Connection {
     std::string out;       // response bytes not yet sent
     std::size_t sent = 0;  // of out
     bool closing = false;
+    TimestampTz last_active = 0;              // last byte received or sent
     MemoryContext context = nullptr;          // per connection
     MemoryContext request_context = nullptr;  // reset after every request
 };
@@ -205,6 +207,7 @@ void accept_connections(pgsocket listener)
         (void) setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         auto *c = new Connection;
         c->sock = s;
+        c->last_active = GetCurrentTimestamp();
         c->context = AllocSetContextCreate(state->context, "pgtopic kafka connection", ALLOCSET_SMALL_SIZES);
         c->request_context = AllocSetContextCreate(c->context, "pgtopic kafka request", ALLOCSET_DEFAULT_SIZES);
         state->connections.push_back(c);
@@ -219,6 +222,7 @@ bool flush_output(Connection *c)
         ssize_t n = send(c->sock, c->out.data() + c->sent, c->out.size() - c->sent, MSG_NOSIGNAL);
         if (n > 0) {
             c->sent += static_cast<std::size_t>(n);
+            c->last_active = GetCurrentTimestamp();
             continue;
         }
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -279,6 +283,7 @@ void read_input(Connection *c)
     for (int reads = 0; reads < 16; reads++) {
         ssize_t n = recv(c->sock, buf, sizeof buf, 0);
         if (n > 0) {
+            c->last_active = GetCurrentTimestamp();
             c->in.append(buf, static_cast<std::size_t>(n));
             process_frames(c);
             if (c->closing || !c->out.empty())
@@ -307,6 +312,30 @@ void handle_connection_event(Connection *c, uint32 events)
         read_input(c);
     if (c->closing || was_writing != (c->sent < c->out.size()))
         state->set_dirty = true;
+}
+
+// Closes connections idle for pgtopic.kafka_idle_timeout (Kafka's connections.max.idle.ms);
+// returns the milliseconds until the next one would expire (-1: none, or the timeout is off).
+long expire_idle_connections()
+{
+    if (idle_timeout_ms <= 0 || state->connections.empty())
+        return -1;
+    TimestampTz now = GetCurrentTimestamp();
+    long next = -1;
+    for (Connection *c : state->connections) {
+        if (c->closing)
+            continue;
+        TimestampTz deadline = TimestampTzPlusMilliseconds(c->last_active, idle_timeout_ms);
+        if (deadline <= now) {
+            c->closing = true;
+            state->set_dirty = true;
+            continue;
+        }
+        long left = static_cast<long>((deadline - now + 999) / 1000);
+        if (next < 0 || left < next)
+            next = left;
+    }
+    return next;
 }
 
 void reap_closed_connections()
@@ -348,9 +377,12 @@ void listener_main(void *)
 
     WaitEvent events[64];
     for (;;) {
-        if (state->set_dirty)
+        long timeout = expire_idle_connections();
+        if (state->set_dirty) {
+            reap_closed_connections();
             rebuild_wait_set();
-        int n = WaitEventSetWait(state->set, -1, events, lengthof(events), PG_WAIT_EXTENSION);
+        }
+        int n = WaitEventSetWait(state->set, timeout, events, lengthof(events), PG_WAIT_EXTENSION);
         for (int i = 0; i < n; i++) {
             const WaitEvent &e = events[i];
             if (e.events & WL_LATCH_SET) {
@@ -413,6 +445,10 @@ void define_settings()
                             "0 (the default) turns auto-creation off. Creating needs pgtopic.kafka_role to be a "
                             "member of pgtopic_admin.",
                             &auto_create_partitions, 0, 0, 100000, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("pgtopic.kafka_idle_timeout",
+                            "Closes a Kafka client connection idle for this long (Kafka's connections.max.idle.ms).",
+                            "0 keeps idle connections open.", &idle_timeout_ms, 600000, 0, INT_MAX, PGC_SIGHUP,
+                            GUC_UNIT_MS, nullptr, nullptr, nullptr);
     DefineCustomIntVariable("pgtopic.kafka_max_frame_bytes",
                             "Largest Kafka request frame; a larger one closes its connection.", nullptr,
                             &max_frame_bytes, kafka::default_max_frame_bytes, 1024, MaxAllocSize - 1024,

@@ -342,6 +342,18 @@ is_deeply([ sort map { $_->{topic} } @{ $promoted->{topics} } ], [ 'audit', 'ord
 ok(!$standby->log_contains('terminated by signal'), 'no process on the standby died of a signal');
 $standby->stop;
 
+# ---- idle connections are closed after pgtopic.kafka_idle_timeout -----------------------------
+$node->append_conf('postgresql.conf', "pgtopic.kafka_idle_timeout = '1s'\n");
+$node->reload;
+sleep 1;
+my $idle = connect_raw();
+syswrite($idle, frame(header(18, 0, 21)));
+ok(defined read_frame($idle), 'a connection is served');
+my $t0 = time;
+ok(!defined read_frame($idle), 'then closed once idle for kafka_idle_timeout');
+ok(time - $t0 <= 5, '... within a few seconds');
+close $idle;
+
 # ---- a superuser as pgtopic.kafka_role: the listener refuses to start ------------------------
 my $superuser = $node->safe_psql('postgres', 'SELECT current_user');
 $node->append_conf('postgresql.conf', "pgtopic.kafka_role = '$superuser'\n");
