@@ -74,6 +74,7 @@ struct ListenerState {
     bool set_dirty = true;
     MemoryContext context = nullptr;
     char first_address[NI_MAXHOST] = "";
+    TimestampTz accept_paused_until = 0;  // out of file descriptors: stop accepting for a moment
 };
 ListenerState *state = nullptr;
 
@@ -173,8 +174,9 @@ void rebuild_wait_set()
     state->set = CreateWaitEventSet(state->context, n);
     (void) AddWaitEventToSet(state->set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, nullptr);
     (void) AddWaitEventToSet(state->set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, nullptr, nullptr);
-    for (int i = 0; i < state->n_listen; i++)
-        (void) AddWaitEventToSet(state->set, WL_SOCKET_READABLE, state->listen[i], nullptr, nullptr);
+    if (state->accept_paused_until == 0)
+        for (int i = 0; i < state->n_listen; i++)
+            (void) AddWaitEventToSet(state->set, WL_SOCKET_READABLE, state->listen[i], nullptr, nullptr);
     for (Connection *c : state->connections) {
         uint32 events = c->sent < c->out.size() ? WL_SOCKET_WRITEABLE : WL_SOCKET_READABLE;
         (void) AddWaitEventToSet(state->set, events, c->sock, nullptr, c);
@@ -189,8 +191,15 @@ void accept_connections(pgsocket listener)
         socklen_t len = sizeof peer;
         pgsocket s = accept4(listener, reinterpret_cast<struct sockaddr *>(&peer), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (s == PGINVALID_SOCKET) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
+            if (errno == EMFILE || errno == ENFILE) {
+                // The pending connection stays queued and the socket stays readable: without a
+                // pause the loop would spin. Try again in a second.
+                ereport(LOG, (errmsg("pgtopic kafka: accept failed: %m; not accepting for 1 s")));
+                state->accept_paused_until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 1000);
+                state->set_dirty = true;
+            } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED) {
                 ereport(LOG, (errmsg("pgtopic kafka: accept failed: %m")));
+            }
             return;
         }
         if (!allow_unauthenticated && !is_loopback(reinterpret_cast<struct sockaddr *>(&peer))) {
@@ -378,6 +387,16 @@ void listener_main(void *)
     WaitEvent events[64];
     for (;;) {
         long timeout = expire_idle_connections();
+        if (state->accept_paused_until != 0) {
+            TimestampTz now = GetCurrentTimestamp();
+            if (now >= state->accept_paused_until) {
+                state->accept_paused_until = 0;
+                state->set_dirty = true;
+            } else {
+                long left = static_cast<long>((state->accept_paused_until - now + 999) / 1000);
+                timeout = timeout < 0 ? left : Min(timeout, left);
+            }
+        }
         if (state->set_dirty) {
             reap_closed_connections();
             rebuild_wait_set();
