@@ -46,6 +46,7 @@ bool allow_unauthenticated = false;
 int max_connections = 100;
 int max_frame_bytes = kafka::default_max_frame_bytes;
 int auto_create_partitions = 0;
+int idle_timeout_ms = 600000;
 
 namespace {
 
@@ -58,6 +59,7 @@ struct Connection {
     std::string out;       // response bytes not yet sent
     std::size_t sent = 0;  // of out
     bool closing = false;
+    TimestampTz last_active = 0;              // last byte received or sent
     MemoryContext context = nullptr;          // per connection
     MemoryContext request_context = nullptr;  // reset after every request
 };
@@ -72,6 +74,7 @@ struct ListenerState {
     bool set_dirty = true;
     MemoryContext context = nullptr;
     char first_address[NI_MAXHOST] = "";
+    TimestampTz accept_paused_until = 0;  // out of file descriptors: stop accepting for a moment
 };
 ListenerState *state = nullptr;
 
@@ -171,8 +174,9 @@ void rebuild_wait_set()
     state->set = CreateWaitEventSet(state->context, n);
     (void) AddWaitEventToSet(state->set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, nullptr);
     (void) AddWaitEventToSet(state->set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, nullptr, nullptr);
-    for (int i = 0; i < state->n_listen; i++)
-        (void) AddWaitEventToSet(state->set, WL_SOCKET_READABLE, state->listen[i], nullptr, nullptr);
+    if (state->accept_paused_until == 0)
+        for (int i = 0; i < state->n_listen; i++)
+            (void) AddWaitEventToSet(state->set, WL_SOCKET_READABLE, state->listen[i], nullptr, nullptr);
     for (Connection *c : state->connections) {
         uint32 events = c->sent < c->out.size() ? WL_SOCKET_WRITEABLE : WL_SOCKET_READABLE;
         (void) AddWaitEventToSet(state->set, events, c->sock, nullptr, c);
@@ -187,8 +191,15 @@ void accept_connections(pgsocket listener)
         socklen_t len = sizeof peer;
         pgsocket s = accept4(listener, reinterpret_cast<struct sockaddr *>(&peer), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (s == PGINVALID_SOCKET) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
+            if (errno == EMFILE || errno == ENFILE) {
+                // The pending connection stays queued and the socket stays readable: without a
+                // pause the loop would spin. Try again in a second.
+                ereport(LOG, (errmsg("pgtopic kafka: accept failed: %m; not accepting for 1 s")));
+                state->accept_paused_until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 1000);
+                state->set_dirty = true;
+            } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED) {
                 ereport(LOG, (errmsg("pgtopic kafka: accept failed: %m")));
+            }
             return;
         }
         if (!allow_unauthenticated && !is_loopback(reinterpret_cast<struct sockaddr *>(&peer))) {
@@ -205,6 +216,7 @@ void accept_connections(pgsocket listener)
         (void) setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         auto *c = new Connection;
         c->sock = s;
+        c->last_active = GetCurrentTimestamp();
         c->context = AllocSetContextCreate(state->context, "pgtopic kafka connection", ALLOCSET_SMALL_SIZES);
         c->request_context = AllocSetContextCreate(c->context, "pgtopic kafka request", ALLOCSET_DEFAULT_SIZES);
         state->connections.push_back(c);
@@ -219,6 +231,7 @@ bool flush_output(Connection *c)
         ssize_t n = send(c->sock, c->out.data() + c->sent, c->out.size() - c->sent, MSG_NOSIGNAL);
         if (n > 0) {
             c->sent += static_cast<std::size_t>(n);
+            c->last_active = GetCurrentTimestamp();
             continue;
         }
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -279,6 +292,7 @@ void read_input(Connection *c)
     for (int reads = 0; reads < 16; reads++) {
         ssize_t n = recv(c->sock, buf, sizeof buf, 0);
         if (n > 0) {
+            c->last_active = GetCurrentTimestamp();
             c->in.append(buf, static_cast<std::size_t>(n));
             process_frames(c);
             if (c->closing || !c->out.empty())
@@ -307,6 +321,30 @@ void handle_connection_event(Connection *c, uint32 events)
         read_input(c);
     if (c->closing || was_writing != (c->sent < c->out.size()))
         state->set_dirty = true;
+}
+
+// Closes connections idle for pgtopic.kafka_idle_timeout (Kafka's connections.max.idle.ms);
+// returns the milliseconds until the next one would expire (-1: none, or the timeout is off).
+long expire_idle_connections()
+{
+    if (idle_timeout_ms <= 0 || state->connections.empty())
+        return -1;
+    TimestampTz now = GetCurrentTimestamp();
+    long next = -1;
+    for (Connection *c : state->connections) {
+        if (c->closing)
+            continue;
+        TimestampTz deadline = TimestampTzPlusMilliseconds(c->last_active, idle_timeout_ms);
+        if (deadline <= now) {
+            c->closing = true;
+            state->set_dirty = true;
+            continue;
+        }
+        long left = static_cast<long>((deadline - now + 999) / 1000);
+        if (next < 0 || left < next)
+            next = left;
+    }
+    return next;
 }
 
 void reap_closed_connections()
@@ -348,9 +386,22 @@ void listener_main(void *)
 
     WaitEvent events[64];
     for (;;) {
-        if (state->set_dirty)
+        long timeout = expire_idle_connections();
+        if (state->accept_paused_until != 0) {
+            TimestampTz now = GetCurrentTimestamp();
+            if (now >= state->accept_paused_until) {
+                state->accept_paused_until = 0;
+                state->set_dirty = true;
+            } else {
+                long left = static_cast<long>((state->accept_paused_until - now + 999) / 1000);
+                timeout = timeout < 0 ? left : Min(timeout, left);
+            }
+        }
+        if (state->set_dirty) {
+            reap_closed_connections();
             rebuild_wait_set();
-        int n = WaitEventSetWait(state->set, -1, events, lengthof(events), PG_WAIT_EXTENSION);
+        }
+        int n = WaitEventSetWait(state->set, timeout, events, lengthof(events), PG_WAIT_EXTENSION);
         for (int i = 0; i < n; i++) {
             const WaitEvent &e = events[i];
             if (e.events & WL_LATCH_SET) {
@@ -413,6 +464,10 @@ void define_settings()
                             "0 (the default) turns auto-creation off. Creating needs pgtopic.kafka_role to be a "
                             "member of pgtopic_admin.",
                             &auto_create_partitions, 0, 0, 100000, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("pgtopic.kafka_idle_timeout",
+                            "Closes a Kafka client connection idle for this long (Kafka's connections.max.idle.ms).",
+                            "0 keeps idle connections open.", &idle_timeout_ms, 600000, 0, INT_MAX, PGC_SIGHUP,
+                            GUC_UNIT_MS, nullptr, nullptr, nullptr);
     DefineCustomIntVariable("pgtopic.kafka_max_frame_bytes",
                             "Largest Kafka request frame; a larger one closes its connection.", nullptr,
                             &max_frame_bytes, kafka::default_max_frame_bytes, 1024, MaxAllocSize - 1024,

@@ -17,6 +17,7 @@ extern bool allow_unauthenticated; // pgtopic.kafka_allow_unauthenticated: liste
 extern int max_connections;        // pgtopic.kafka_max_connections
 extern int max_frame_bytes;        // pgtopic.kafka_max_frame_bytes
 extern int auto_create_partitions; // pgtopic.kafka_auto_create_partitions (0 = off)
+extern int idle_timeout_ms;        // pgtopic.kafka_idle_timeout (0 = never)
 
 void define_settings();
 void register_worker();

@@ -4,7 +4,8 @@
 # addresses are refused without pgtopic.kafka_allow_unauthenticated; an unknown ApiVersions
 # version gets UNSUPPORTED_VERSION with our ranges; ListOffsets (kcat -Q and raw frames) gives
 # the log start, the last stable offset and offsets for times; CreateTopics and DeleteTopics obey
-# the role's rights; a standby runs no listener until it is promoted.
+# the role's rights; a standby runs no listener until it is promoted; a superuser kafka_role is
+# refused.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -340,6 +341,29 @@ is_deeply([ sort map { $_->{topic} } @{ $promoted->{topics} } ], [ 'audit', 'ord
     'after promotion the listener serves the same topics');
 ok(!$standby->log_contains('terminated by signal'), 'no process on the standby died of a signal');
 $standby->stop;
+
+# ---- idle connections are closed after pgtopic.kafka_idle_timeout -----------------------------
+$node->append_conf('postgresql.conf', "pgtopic.kafka_idle_timeout = '1s'\n");
+$node->reload;
+sleep 1;
+my $idle = connect_raw();
+syswrite($idle, frame(header(18, 0, 21)));
+ok(defined read_frame($idle), 'a connection is served');
+my $t0 = time;
+ok(!defined read_frame($idle), 'then closed once idle for kafka_idle_timeout');
+ok(time - $t0 <= 5, '... within a few seconds');
+close $idle;
+
+# ---- a superuser as pgtopic.kafka_role: the listener refuses to start ------------------------
+my $superuser = $node->safe_psql('postgres', 'SELECT current_user');
+$node->append_conf('postgresql.conf', "pgtopic.kafka_role = '$superuser'\n");
+$node->restart;
+$node->poll_query_until('postgres', q{SELECT true})
+  or die 'restart';
+sleep 2;
+ok($node->log_contains('is a superuser; the listener does not start'), 'a superuser kafka_role is refused');
+ok(!defined IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $kport, Proto => 'tcp', Timeout => 2),
+    '... and no Kafka port is open');
 
 $node->stop;
 done_testing();
