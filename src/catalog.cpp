@@ -309,6 +309,7 @@ PartitionBounds read_partition_bounds(int32 topic_id, int32 partition)
     }
     systable_endscan(scan);
     LWLockRelease(bounds_lock());
+    UnlockRelationOid(index, AccessShareLock);
     table_close(rel, AccessShareLock);
     return result;
 }
@@ -346,6 +347,7 @@ int64 raise_partition_bound(int32 topic_id, int32 partition, Bound bound, int64 
     }
     systable_endscan(scan);
     LWLockRelease(bounds_lock());
+    UnlockRelationOid(index, AccessShareLock);
     table_close(rel, RowExclusiveLock);
     // A reservation is durable before any offset below it is handed out (one may be passed by
     // readers although its transaction aborts and nothing else flushes the WAL). The other

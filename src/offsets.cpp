@@ -189,38 +189,58 @@ int max_pending = 0;
 // Frees the entries of the topics this transaction dropped. Infallible (a commit callback):
 // no allocation; an entry another backend's slot still points to (a commit that could not be
 // confirmed to the synchronous standby) is kept, marked dropped, and freed once its list is empty.
+int compare_pending(const void *a, const void *b)
+{
+    Oid x = static_cast<const PendingForget *>(a)->root_relid, y = static_cast<const PendingForget *>(b)->root_relid;
+    return x < y ? -1 : x > y ? 1 : 0;
+}
+
+bool is_pending(Oid root)
+{
+    PendingForget key{root, 0};
+    return bsearch(&key, pending, n_pending, sizeof(PendingForget), compare_pending) != nullptr;
+}
+
 void apply_pending_forgets()
 {
     if (n_pending == 0)
         return;
+    // One pass over the hash, whatever the number of topics dropped (DROP EXTENSION drops all).
+    qsort(pending, n_pending, sizeof(PendingForget), compare_pending);
     LWLockAcquire(shared->hash_lock, LW_EXCLUSIVE);
-    for (int i = 0; i < n_pending; i++) {
-        Oid root = pending[i].root_relid;
-        bool keep_topic = false;
-        HASH_SEQ_STATUS status;
-        hash_seq_init(&status, partition_hash);
-        while (auto *ps = static_cast<PartitionState *>(hash_seq_search(&status))) {
-            if (ps->key.database != MyDatabaseId || ps->key.root_relid != root || ps->key.partition == TOPIC_ENTRY)
-                continue;
-            SpinLockAcquire(&ps->mutex);
-            bool busy = !dlist_is_empty(&ps->inflight);
-            ps->dropped = true;
-            SpinLockRelease(&ps->mutex);
-            if (busy) {
-                keep_topic = true;
-                continue;
-            }
-            (void) hash_search(partition_hash, &ps->key, HASH_REMOVE, nullptr);
-            shared->partition_entries--;
+    bool any_busy = false;
+    HASH_SEQ_STATUS status;
+    hash_seq_init(&status, partition_hash);
+    while (auto *ps = static_cast<PartitionState *>(hash_seq_search(&status))) {
+        if (ps->key.database != MyDatabaseId || ps->key.partition == TOPIC_ENTRY || !is_pending(ps->key.root_relid))
+            continue;
+        SpinLockAcquire(&ps->mutex);
+        bool busy = !dlist_is_empty(&ps->inflight);
+        ps->dropped = true;
+        SpinLockRelease(&ps->mutex);
+        if (busy) {
+            any_busy = true;  // kept, with its topic entry: sweep_dropped frees both later
+            continue;
         }
-        PartitionKey topic_key{MyDatabaseId, root, TOPIC_ENTRY};
+        (void) hash_search(partition_hash, &ps->key, HASH_REMOVE, nullptr);
+        shared->partition_entries--;
+    }
+    for (int i = 0; i < n_pending; i++) {
+        PartitionKey topic_key{MyDatabaseId, pending[i].root_relid, TOPIC_ENTRY};
         auto *topic = static_cast<PartitionState *>(hash_search(partition_hash, &topic_key, HASH_FIND, nullptr));
-        if (topic != nullptr) {
-            topic->dropped = true;
-            if (!keep_topic) {
-                (void) hash_search(partition_hash, &topic_key, HASH_REMOVE, nullptr);
-                shared->topic_entries--;
-            }
+        if (topic == nullptr)
+            continue;
+        topic->dropped = true;
+        bool referenced = false;
+        if (any_busy) {
+            HASH_SEQ_STATUS inner;
+            hash_seq_init(&inner, partition_hash);
+            while (auto *p = static_cast<PartitionState *>(hash_seq_search(&inner)))
+                referenced = referenced || (p->topic == topic && p->key.partition != TOPIC_ENTRY);
+        }
+        if (!referenced) {
+            (void) hash_search(partition_hash, &topic_key, HASH_REMOVE, nullptr);
+            shared->topic_entries--;
         }
     }
     LWLockRelease(shared->hash_lock);
