@@ -140,6 +140,28 @@ ok($node->poll_query_until('postgres',
 is($node->safe_psql('postgres', q{SELECT count(*) FROM pgtopic.fetch('short', 0, 0, 100)}), '5',
    'the active segment stays');
 
+# one topic whose lock is held (its maintenance times out, lock_timeout 1s) delays only itself:
+# the worker maintains each topic in a transaction of its own
+$node->safe_psql('postgres', q{
+    SELECT pgtopic.create_topic('locked', 1, retention_bytes => 1, segment_size => 10);
+    SELECT pgtopic.produce_batch('locked', array_agg('m' || i)) FROM generate_series(1, 25) AS i;
+});
+my $locker = $node->background_psql('postgres');
+$locker->query_safe(q{BEGIN; SELECT format('LOCK TABLE pgtopic_data.topic_%s IN ACCESS EXCLUSIVE MODE', topic_id)
+                              FROM pgtopic.catalog_topics WHERE topic = 'locked' \gexec});
+$node->safe_psql('postgres', q{
+    SELECT pgtopic.create_topic('free', 1, retention_bytes => 1, segment_size => 10);
+    SELECT pgtopic.produce_batch('free', array_agg('m' || i)) FROM generate_series(1, 25) AS i;
+});
+ok($node->poll_query_until('postgres',
+        q{SELECT log_start_offset = 20 FROM pgtopic.partitions WHERE topic = 'free'}),
+    'while one topic is locked, the worker still applies retention to the others');
+$locker->query_safe('ROLLBACK');
+$locker->quit;
+ok($node->poll_query_until('postgres',
+        q{SELECT log_start_offset = 20 FROM pgtopic.partitions WHERE topic = 'locked'}),
+    'and to the locked topic once its lock is free');
+
 # max poll interval: a member that owns partitions and stops polling is terminated by the worker
 my $sleepy = $node->background_psql('postgres');
 $sleepy->query_safe(q{SELECT count(*) FROM pgtopic.consume('ahead', 'sleepy', 1)});
