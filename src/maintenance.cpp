@@ -173,7 +173,7 @@ void maintain_current_topic()
 
 SegmentWanted current_request;
 
-// The segments one producer asked for, in one transaction (visible together at commit).
+// One segment a producer asked for (current_request.from_segment), in a transaction of its own.
 void create_requested()
 {
     SetCurrentStatementStartTimestamp();
@@ -234,10 +234,14 @@ void serve_segment_requests(MemoryContext pass_context)
 {
     SegmentWanted requests[MAX_REQUESTS];
     int n = take_segment_requests(requests, MAX_REQUESTS);
-    for (int i = 0; i < n; i++) {
-        current_request = requests[i];
-        guarded_pass(create_requested, pass_context);
-    }
+    // One transaction per segment: the first one (the one a producer may be waiting for) is
+    // visible as soon as it exists.
+    for (int i = 0; i < n; i++)
+        for (int64 k = requests[i].from_segment; k <= requests[i].upto_segment; k++) {
+            current_request = requests[i];
+            current_request.from_segment = current_request.upto_segment = k;
+            guarded_pass(create_requested, pass_context);
+        }
 }
 
 void run_maintenance(MemoryContext pass_context)

@@ -237,9 +237,15 @@ Oid ensure_segment(const Topic &topic, int32 partition, int64 segment)
     bool asked = request_segments(topic, partition, segment, segment + lookahead(topic) - 1);
     if (!asked && claim_segment_request(topic, partition, segment))
         asked = start_segment_worker(topic, partition, segment) != nullptr;
-    relid = wait_for_segment(topic, partition, segment, asked ? SEGMENT_WAIT_MS : 0);
+    // A creator that just let us down once is not waited for again at once (a batch spanning
+    // many missing segments would wait 200 ms for each).
+    static TimestampTz last_timeout = 0;
+    bool wait = asked && TimestampDifferenceExceeds(last_timeout, GetCurrentTimestamp(), 1000);
+    relid = wait_for_segment(topic, partition, segment, wait ? SEGMENT_WAIT_MS : 0);
     if (OidIsValid(relid))
         return relid;
+    if (wait)
+        last_timeout = GetCurrentTimestamp();
 
     // No creator, or it is slow: create it here (concurrent creators serialise on the
     // partition's DDL lock and re-check; see _create_segment).
