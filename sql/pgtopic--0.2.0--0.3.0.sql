@@ -142,3 +142,263 @@ GRANT EXECUTE ON FUNCTION
 -- Sessions cache their rights on topics too (src/privileges.cpp); the same trigger empties them.
 CREATE TRIGGER grants_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON pgtopic.catalog_grants
     FOR EACH STATEMENT EXECUTE FUNCTION pgtopic._topics_changed();
+
+------------------------------------------------------------------------------
+-- issue 13: durable log end and log start (catalog_partitions), standby reads capped at the
+-- primary's WAL-logged last stable offsets, topic DDL refused on standbys with pgtopic's own
+-- message, maintenance one topic (and one segment step) at a time, retention without waiting.
+------------------------------------------------------------------------------
+-- Durable bounds of each topic partition (since 0.3.0). The bigint columns are changed only in
+-- place by pgtopic's C code (not transactional, WAL-logged, so standbys and a promoted standby
+-- know them; never UPDATE them): offsets below reserved_offset may have been handed out, and a
+-- restart resumes at or above it; the log start offset never goes below log_start_offset;
+-- stable_offset is the primary's last stable offset as last logged, what a standby reads up to.
+CREATE TABLE pgtopic.catalog_partitions (
+    topic_id         integer NOT NULL REFERENCES pgtopic.catalog_topics ON DELETE CASCADE,
+    "partition"      integer NOT NULL CHECK ("partition" >= 0),
+    log_start_offset bigint  NOT NULL DEFAULT 0,
+    reserved_offset  bigint  NOT NULL DEFAULT 0,
+    stable_offset    bigint  NOT NULL DEFAULT 0,
+    PRIMARY KEY (topic_id, "partition")
+);
+COMMENT ON TABLE pgtopic.catalog_partitions IS 'pgtopic catalog: durable offset bounds per topic partition';
+SELECT pg_catalog.pg_extension_config_dump('pgtopic.catalog_partitions', '');
+-- Existing partitions get their row (a restart then resumes above what they hold, as before,
+-- and reserves from there on).
+INSERT INTO pgtopic.catalog_partitions (topic_id, "partition")
+SELECT t.topic_id, p FROM pgtopic.catalog_topics t, generate_series(0, t.partitions - 1) AS p;
+
+-- Internal: raises a partition's recorded log start offset (retention, after dropping a segment).
+CREATE FUNCTION pgtopic._raise_log_start(topic_id integer, "partition" integer, log_start bigint) RETURNS void
+    AS 'MODULE_PATHNAME', 'pgtopic_raise_log_start' LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
+
+-- Internal: WAL-logs the last stable offsets that moved (what hot standbys may read up to).
+CREATE FUNCTION pgtopic._log_stable_offsets() RETURNS integer
+    AS 'MODULE_PATHNAME', 'pgtopic_log_stable_offsets' LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
+
+-- Topic DDL on a hot standby: pgtopic's own message and hint, not "read-only transaction".
+CREATE FUNCTION pgtopic._refuse_on_standby(what text) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF pg_is_in_recovery() THEN
+        RAISE EXCEPTION 'cannot % on a standby', what
+            USING ERRCODE = 'read_only_sql_transaction',
+                  DETAIL = 'This server is in recovery (a hot standby): topics are read-only here.',
+                  HINT = 'Connect to the primary (for example with target_session_attrs=read-write).';
+    END IF;
+END $$;
+
+CREATE OR REPLACE FUNCTION pgtopic._create_partition(topic_id integer, "partition" integer)
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    INSERT INTO pgtopic.catalog_partitions (topic_id, "partition") VALUES (topic_id, "partition");
+    EXECUTE format('CREATE TABLE pgtopic_data.%I PARTITION OF pgtopic_data.%I FOR VALUES IN (%s) PARTITION BY RANGE (msg_offset)',
+                   format('topic_%s_p%s', topic_id, "partition"), format('topic_%s', topic_id), "partition");
+    PERFORM pgtopic._create_segment(topic_id, "partition", 0);
+END $$;
+
+CREATE OR REPLACE FUNCTION pgtopic._create_topic(topic text, partitions integer,
+                                      retention interval, retention_bytes bigint,
+                                      segment_size bigint, max_message_bytes integer)
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_id   integer;
+    v_size bigint := coalesce(segment_size, current_setting('pgtopic.default_segment_size')::bigint);
+BEGIN
+    PERFORM pgtopic._refuse_on_standby('create a topic');
+    PERFORM pgtopic._check_topic_name(topic);
+    PERFORM pgtopic._check_partitions(partitions);
+    IF retention <= interval '0' THEN
+        RAISE EXCEPTION 'retention must be positive (or NULL for no time limit)' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF retention_bytes <= 0 THEN
+        RAISE EXCEPTION 'retention_bytes must be positive (or NULL for no size limit)' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF v_size < 1 OR v_size > 1099511627776 THEN
+        RAISE EXCEPTION 'segment_size must be between 1 and 2^40' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF max_message_bytes <= 0 THEN
+        RAISE EXCEPTION 'max_message_bytes must be positive (or NULL for pgtopic.max_message_bytes)'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF EXISTS (SELECT 1 FROM pgtopic.catalog_topics t WHERE t.topic = _create_topic.topic) THEN
+        RAISE EXCEPTION 'topic "%" already exists', topic USING ERRCODE = 'duplicate_object';
+    END IF;
+
+    INSERT INTO pgtopic.catalog_topics (topic, partitions, segment_size, retention, retention_bytes, max_message_bytes)
+    VALUES (topic, partitions, v_size, retention, retention_bytes, max_message_bytes)
+    RETURNING topic_id INTO v_id;
+
+    EXECUTE format($ddl$
+        CREATE TABLE pgtopic_data.%I (
+            "partition" integer     NOT NULL,
+            msg_offset  bigint      NOT NULL,
+            key         text,
+            value       bytea,
+            headers     jsonb,
+            produced_at timestamptz NOT NULL,
+            PRIMARY KEY ("partition", msg_offset)
+        ) PARTITION BY LIST ("partition")$ddl$, format('topic_%s', v_id));
+
+    FOR p IN 0 .. partitions - 1 LOOP
+        PERFORM pgtopic._create_partition(v_id, p);
+    END LOOP;
+END $$;
+
+CREATE OR REPLACE FUNCTION pgtopic._alter_topic(topic text, partitions integer,
+                                     retention interval, retention_bytes bigint, max_message_bytes integer)
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_row pgtopic.catalog_topics;
+BEGIN
+    PERFORM pgtopic._refuse_on_standby('alter a topic');
+    PERFORM pgtopic._check_topic_name(topic);
+    SELECT * INTO v_row FROM pgtopic.catalog_topics t WHERE t.topic = _alter_topic.topic FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'topic "%" does not exist', topic USING ERRCODE = 'undefined_object';
+    END IF;
+
+    IF partitions IS NOT NULL THEN
+        PERFORM pgtopic._check_partitions(partitions);
+        IF partitions < v_row.partitions THEN
+            RAISE EXCEPTION 'topic "%" has % partitions; partitions can only grow', topic, v_row.partitions
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        FOR p IN v_row.partitions .. partitions - 1 LOOP
+            PERFORM pgtopic._create_partition(v_row.topic_id, p);
+        END LOOP;
+        UPDATE pgtopic.catalog_topics t SET partitions = _alter_topic.partitions WHERE t.topic_id = v_row.topic_id;
+    END IF;
+
+    -- retention: NULL keeps the setting, a value <= 0 removes the limit (Kafka's -1).
+    IF retention IS NOT NULL THEN
+        UPDATE pgtopic.catalog_topics t
+           SET retention = CASE WHEN _alter_topic.retention > interval '0' THEN _alter_topic.retention END
+         WHERE t.topic_id = v_row.topic_id;
+    END IF;
+    IF retention_bytes IS NOT NULL THEN
+        UPDATE pgtopic.catalog_topics t
+           SET retention_bytes = CASE WHEN _alter_topic.retention_bytes > 0 THEN _alter_topic.retention_bytes END
+         WHERE t.topic_id = v_row.topic_id;
+    END IF;
+    IF max_message_bytes IS NOT NULL THEN
+        UPDATE pgtopic.catalog_topics t
+           SET max_message_bytes = CASE WHEN _alter_topic.max_message_bytes > 0 THEN _alter_topic.max_message_bytes END
+         WHERE t.topic_id = v_row.topic_id;
+    END IF;
+END $$;
+
+CREATE OR REPLACE FUNCTION pgtopic._drop_topic(topic text)
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_id      integer;
+    v_storage regclass;
+BEGIN
+    PERFORM pgtopic._refuse_on_standby('drop a topic');
+    PERFORM pgtopic._check_topic_name(topic);
+    SELECT t.topic_id INTO v_id FROM pgtopic.catalog_topics t WHERE t.topic = _drop_topic.topic FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'topic "%" does not exist', topic USING ERRCODE = 'undefined_object';
+    END IF;
+    v_storage := to_regclass(format('pgtopic_data.%I', format('topic_%s', v_id)));
+    IF v_storage IS NOT NULL THEN
+        -- DROP TABLE waits for in-flight producers and readers of the topic (they hold locks on it).
+        EXECUTE format('DROP TABLE pgtopic_data.%I', format('topic_%s', v_id));
+        PERFORM pgtopic._forget_topic(v_storage);
+    END IF;
+    DELETE FROM pgtopic.catalog_topics t WHERE t.topic_id = v_id;
+END $$;
+
+-- Maintenance of one topic (the worker runs each topic in a transaction of its own):
+--  * creates the segment holding each partition's high watermark and the one after it, if missing;
+--  * drops the oldest segments while they are past retention (time: the newest message of the
+--    segment is older than retention; size: the partition is larger than retention_bytes).
+--    Only whole segments below the last stable offset are dropped, never the active one, and
+--    never with DELETE; the recorded log start offset moves above each dropped segment.
+-- Each creation and each drop is a subtransaction: a lock that is not free (a reader or
+-- producer holds the segment, a creator holds the partition) skips that step until the next
+-- pass. Drops lock with NOWAIT, so retention never waits for (or deadlocks with) a reader in a
+-- transaction block.
+CREATE FUNCTION pgtopic._maintain_topic(topic_id integer)
+RETURNS TABLE (action text, topic text, "partition" integer, segment bigint)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t        record;
+    o        record;
+    s        record;
+    v_bytes  bigint;
+    v_newest timestamptz;
+    v_drop   boolean;
+BEGIN
+    SELECT * INTO t FROM pgtopic.catalog_topics c WHERE c.topic_id = _maintain_topic.topic_id;
+    IF NOT FOUND THEN
+        RETURN;  -- dropped meanwhile
+    END IF;
+    FOR o IN SELECT * FROM pgtopic.partition_offsets(t.topic) LOOP
+        FOR k IN (o.high_watermark / t.segment_size) .. (o.high_watermark / t.segment_size) + 1 LOOP
+            IF to_regclass(format('pgtopic_data.%I', format('topic_%s_p%s_s%s', t.topic_id, o."partition", k))) IS NULL THEN
+                BEGIN
+                    PERFORM pgtopic._create_segment(t.topic_id, o."partition", k);
+                EXCEPTION WHEN lock_not_available OR deadlock_detected THEN
+                    CONTINUE;  -- another creator holds the partition: next pass
+                END;
+                RETURN QUERY SELECT 'create segment', t.topic, o."partition", k::bigint;
+            END IF;
+        END LOOP;
+
+        CONTINUE WHEN t.retention IS NULL AND t.retention_bytes IS NULL;
+        SELECT coalesce(sum(pg_total_relation_size(g.relid)), 0) INTO v_bytes
+          FROM pgtopic._segments(t.topic_id, o."partition") g;
+        FOR s IN SELECT * FROM pgtopic._segments(t.topic_id, o."partition") LOOP
+            EXIT WHEN (s.segment + 1) * t.segment_size > o.last_stable_offset;  -- active or not yet stable
+            v_drop := t.retention_bytes IS NOT NULL AND v_bytes > t.retention_bytes;
+            IF NOT v_drop AND t.retention IS NOT NULL THEN
+                -- the newest message of a segment is (nearly always) its last offset: an index probe
+                BEGIN
+                    EXECUTE format('SELECT produced_at FROM %s ORDER BY "partition" DESC, msg_offset DESC LIMIT 1', s.relid)
+                       INTO v_newest;
+                EXCEPTION WHEN lock_not_available OR deadlock_detected THEN
+                    EXIT;
+                END;
+                v_drop := v_newest IS NULL OR v_newest < now() - t.retention;
+            END IF;
+            EXIT WHEN NOT v_drop;
+            v_bytes := v_bytes - pg_total_relation_size(s.relid);
+            BEGIN
+                -- the partition table and the segment (DROP locks both), without waiting
+                EXECUTE format('LOCK TABLE ONLY pgtopic_data.%I, ONLY %s IN ACCESS EXCLUSIVE MODE NOWAIT',
+                               format('topic_%s_p%s', t.topic_id, o."partition"), s.relid);
+                EXECUTE format('DROP TABLE %s', s.relid);
+                PERFORM pgtopic._raise_log_start(t.topic_id, o."partition", (s.segment + 1) * t.segment_size);
+            EXCEPTION WHEN lock_not_available OR deadlock_detected THEN
+                EXIT;  -- a reader or producer holds it: next pass
+            END;
+            RETURN QUERY SELECT 'drop segment', t.topic, o."partition", s.segment;
+        END LOOP;
+    END LOOP;
+END $$;
+
+-- One maintenance pass over every topic of this database; the maintenance worker does the same
+-- every pgtopic.maintenance_interval (one transaction per topic), and it may be called by hand.
+-- Returns what it did. Each topic is a subtransaction: a topic whose locks are busy is skipped
+-- until the next pass, the others are maintained. Ends by WAL-logging the last stable offsets
+-- that moved (what hot standbys read up to).
+CREATE OR REPLACE FUNCTION pgtopic.run_maintenance()
+RETURNS TABLE (action text, topic text, "partition" integer, segment bigint)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_id integer;
+BEGIN
+    FOR v_id IN SELECT t.topic_id FROM pgtopic.catalog_topics t ORDER BY t.topic_id LOOP
+        BEGIN
+            RETURN QUERY SELECT * FROM pgtopic._maintain_topic(v_id);
+        EXCEPTION WHEN lock_not_available OR deadlock_detected THEN
+            NULL;  -- next pass
+        END;
+    END LOOP;
+    PERFORM pgtopic._log_stable_offsets();
+END $$;
+
+REVOKE ALL ON FUNCTION pgtopic._raise_log_start(integer, integer, bigint), pgtopic._log_stable_offsets(),
+                       pgtopic._refuse_on_standby(text), pgtopic._maintain_topic(integer) FROM PUBLIC;
+REVOKE ALL ON TABLE pgtopic.catalog_partitions FROM PUBLIC;

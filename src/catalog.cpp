@@ -2,6 +2,10 @@
 #include "guard.hpp"
 #include "pgtopic.hpp"
 
+extern "C" {
+#include "access/xlog.h"
+}
+
 #include <string_view>
 
 namespace pgtopic {
@@ -246,6 +250,134 @@ void check_partition(const Topic &topic, int32 partition)
                         errmsg("partition %d is out of range", partition),
                         errdetail("The topic has %d partition%s (0 to %d).", topic.partitions,
                                   topic.partitions == 1 ? "" : "s", topic.partitions - 1)));
+}
+
+// ---- durable partition bounds ---------------------------------------------------------
+//
+// pgtopic.catalog_partitions holds one row per topic partition (inserted by _create_partition,
+// deleted with the topic), whose bigint columns are only ever changed in place
+// (heap_inplace_update, as VACUUM updates pg_class.relfrozenxid): not transactional, WAL-logged,
+// replayed by standbys, dumped by pg_dump. No transactional UPDATE ever touches them, so an
+// in-place change is never lost to a newer row version. Writers serialise on one LWLock (the
+// read-modify-write of a row), readers take it shared (no torn reads of a value being written).
+
+namespace {
+
+constexpr AttrNumber ATTR_BOUNDS_TOPIC_ID = 1;
+constexpr AttrNumber ATTR_BOUNDS_PARTITION = 2;
+
+// catalog_partitions and its primary key, locked in `mode` (the index in AccessShareLock), or
+// false when this SQL version of the extension has no such table. Locks are taken here, before
+// the caller takes the bounds LWLock: never wait for a heavyweight lock holding an LWLock.
+bool open_bounds(Relation &rel, Oid &index, LOCKMODE mode)
+{
+    Oid ns = get_namespace_oid("pgtopic", true);
+    if (!OidIsValid(ns))
+        return false;
+    Oid relid = get_relname_relid("catalog_partitions", ns);
+    index = get_relname_relid("catalog_partitions_pkey", ns);
+    if (!OidIsValid(relid) || !OidIsValid(index))
+        return false;
+    rel = table_open(relid, mode);
+    LockRelationOid(index, AccessShareLock);
+    return true;
+}
+
+HeapTuple find_bounds_row(Relation rel, Oid index, int32 topic_id, int32 partition, SysScanDesc &scan)
+{
+    ScanKeyData keys[2];
+    ScanKeyInit(&keys[0], ATTR_BOUNDS_TOPIC_ID, BTEqualStrategyNumber, F_INT4EQ, Int32GetDatum(topic_id));
+    ScanKeyInit(&keys[1], ATTR_BOUNDS_PARTITION, BTEqualStrategyNumber, F_INT4EQ, Int32GetDatum(partition));
+    // SnapshotSelf: the committed row, or the one this transaction inserted (create_topic and
+    // produce in one transaction), also while drop_topic deletes it in an open transaction.
+    scan = systable_beginscan(rel, index, true, SnapshotSelf, 2, keys);
+    return systable_getnext(scan);
+}
+
+int64 bound_of(HeapTuple tuple, TupleDesc desc, Bound bound)
+{
+    bool isnull = false;
+    Datum d = heap_getattr(tuple, static_cast<AttrNumber>(bound), desc, &isnull);
+    return isnull ? 0 : DatumGetInt64(d);
+}
+
+}  // namespace
+
+PartitionBounds read_partition_bounds(int32 topic_id, int32 partition)
+{
+    PartitionBounds result{false, 0, 0, 0};
+    Relation rel;
+    Oid index;
+    if (!open_bounds(rel, index, AccessShareLock))
+        return result;
+    LWLockAcquire(bounds_lock(), LW_SHARED);
+    SysScanDesc scan;
+    HeapTuple tuple = find_bounds_row(rel, index, topic_id, partition, scan);
+    if (HeapTupleIsValid(tuple)) {
+        TupleDesc desc = RelationGetDescr(rel);
+        result.present = true;
+        result.log_start = bound_of(tuple, desc, Bound::LogStart);
+        result.reserved = bound_of(tuple, desc, Bound::Reserved);
+        result.stable = bound_of(tuple, desc, Bound::Stable);
+    }
+    systable_endscan(scan);
+    LWLockRelease(bounds_lock());
+    UnlockRelationOid(index, AccessShareLock);
+    table_close(rel, AccessShareLock);
+    return result;
+}
+
+int64 raise_partition_bound(int32 topic_id, int32 partition, Bound bound, int64 value)
+{
+    if (RecoveryInProgress())
+        ereport(ERROR, (errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+                        errmsg("cannot change a pgtopic partition's bounds during recovery")));
+    Relation rel;
+    Oid index;
+    if (!open_bounds(rel, index, RowExclusiveLock))
+        return -1;
+    LWLockAcquire(bounds_lock(), LW_EXCLUSIVE);
+    SysScanDesc scan;
+    HeapTuple tuple = find_bounds_row(rel, index, topic_id, partition, scan);
+    int64 stored = -1;
+    bool written = false;
+    if (HeapTupleIsValid(tuple)) {
+        TupleDesc desc = RelationGetDescr(rel);
+        stored = bound_of(tuple, desc, bound);
+        if (stored < value) {
+            Datum values[8] = {};
+            bool nulls[8] = {};
+            bool replace[8] = {};
+            int column = static_cast<int>(bound) - 1;
+            values[column] = Int64GetDatum(value);
+            replace[column] = true;
+            HeapTuple changed = heap_modify_tuple(tuple, desc, values, nulls, replace);
+            heap_inplace_update(rel, changed);
+            heap_freetuple(changed);
+            stored = value;
+            written = true;
+        }
+    }
+    systable_endscan(scan);
+    LWLockRelease(bounds_lock());
+    UnlockRelationOid(index, AccessShareLock);
+    table_close(rel, RowExclusiveLock);
+    // A reservation is durable before any offset below it is handed out (one may be passed by
+    // readers although its transaction aborts and nothing else flushes the WAL). The other
+    // bounds need no flush: the log start goes with the DROP's commit, a stable offset only
+    // matters to a standby, which receives flushed WAL only.
+    if (written && bound == Bound::Reserved)
+        XLogFlush(XactLastRecEnd);
+    return stored;
+}
+
+void refuse_during_recovery(const char *what)
+{
+    if (RecoveryInProgress())
+        ereport(ERROR, (errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+                        errmsg("cannot %s on a standby", what),
+                        errdetail("This server is in recovery (a hot standby): topics are read-only here."),
+                        errhint("Connect to the primary (for example with target_session_attrs=read-write).")));
 }
 
 }  // namespace pgtopic

@@ -3,9 +3,14 @@
 //   * every pgtopic.notify_interval at most: one NOTIFY pgtopic, '<topic>' per topic that had
 //     producer commits since the last pass (producers never NOTIFY themselves: NOTIFY takes a
 //     database-wide lock at commit and would serialise every producer);
+//   * at once: the segments producers asked for (queued in shared memory; the worker is always
+//     running, so this needs no free background-worker slot), one transaction per request;
+//   * every STABLE_LOG_MS: the last stable offsets that moved are WAL-logged in
+//     catalog_partitions (what hot standbys read up to);
 //   * every pgtopic.maintenance_interval: group members that own partitions but have not polled
-//     for pgtopic.max_poll_interval are terminated; pgtopic.run_maintenance() — segments ahead
-//     of need, retention by whole segments.
+//     for pgtopic.max_poll_interval are terminated; then pgtopic._maintain_topic() per topic, in
+//     a transaction of its own — segments ahead of need, retention by whole segments — so a
+//     topic whose locks are busy delays only itself.
 // Producers set the worker's latch when they commit; an ERROR in a pass is logged, the pass's
 // transaction is aborted, and the worker carries on. If it dies, the postmaster restarts it.
 #include "guard.hpp"
@@ -30,6 +35,10 @@ bool maintenance_worker_enabled = true;
 namespace {
 
 constexpr int MAX_NOTIFY = 1024;
+constexpr int MAX_REQUESTS = 128;
+constexpr int STABLE_LOG_MS = 200;
+
+MemoryContext pass_memory = nullptr;  // the current pass's context (reset every pass)
 
 bool extension_present()
 {
@@ -98,23 +107,110 @@ void send_notifications()
     CommitTransactionCommand();
 }
 
-void run_maintenance()
+// Runs `sql` with one int4 argument in the current transaction, with a lock timeout: never
+// queue behind a long reader or producer (try again next pass).
+void run_with_timeout(const char *timeout, const char *sql, int32 arg)
+{
+    SPI_connect();
+    char set[64];
+    snprintf(set, sizeof set, "SET LOCAL lock_timeout = '%s'", timeout);
+    (void) SPI_execute(set, false, 0);
+    Oid argtypes[1] = {INT4OID};
+    Datum values[1] = {Int32GetDatum(arg)};
+    (void) SPI_execute_with_args(sql, 1, argtypes, values, nullptr, false, 0);
+    SPI_finish();
+}
+
+// The topics to maintain (in pass_memory), and whether this SQL version maintains them one by
+// one (0.3.0 on); n = -1 when the extension is missing.
+int32 *list_topics(int &n, bool &per_topic)
+{
+    n = -1;
+    per_topic = false;
+    int32 *ids = nullptr;
+    SetCurrentStatementStartTimestamp();
+    StartTransactionCommand();
+    PushActiveSnapshot(GetTransactionSnapshot());
+    if (extension_present()) {
+        (void) expire_idle_members();  // Kafka's max.poll.interval.ms
+        SPI_connect();
+        per_topic = SPI_execute("SELECT 1 WHERE pg_catalog.to_regprocedure('pgtopic._maintain_topic(integer)') "
+                                "IS NOT NULL", true, 0) == SPI_OK_SELECT && SPI_processed == 1;
+        if (per_topic && SPI_execute("SELECT topic_id FROM pgtopic.catalog_topics ORDER BY topic_id", true, 0) ==
+                             SPI_OK_SELECT) {
+            n = static_cast<int>(SPI_processed);
+            ids = static_cast<int32 *>(MemoryContextAlloc(pass_memory, sizeof(int32) * Max(n, 1)));
+            for (int i = 0; i < n; i++) {
+                bool isnull = false;
+                ids[i] = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+            }
+        } else {
+            n = 0;
+        }
+        if (!per_topic)  // an older SQL version: the whole pass in this transaction
+            (void) SPI_execute("SET LOCAL lock_timeout = '1s'; SELECT pgtopic.run_maintenance()", false, 0);
+        SPI_finish();
+    }
+    PopActiveSnapshot();
+    CommitTransactionCommand();
+    return ids;
+}
+
+int32 current_topic = 0;
+
+void maintain_current_topic()
 {
     SetCurrentStatementStartTimestamp();
     StartTransactionCommand();
     PushActiveSnapshot(GetTransactionSnapshot());
     pgstat_report_activity(STATE_RUNNING, "pgtopic: maintenance");
-    if (extension_present()) {
-        (void) expire_idle_members();  // Kafka's max.poll.interval.ms
+    if (extension_present())
+        run_with_timeout("1s", "SELECT count(*) FROM pgtopic._maintain_topic($1)", current_topic);
+    PopActiveSnapshot();
+    CommitTransactionCommand();
+    pgstat_report_activity(STATE_IDLE, nullptr);
+}
+
+SegmentWanted current_request;
+
+// One segment a producer asked for (current_request.from_segment), in a transaction of its own.
+void create_requested()
+{
+    SetCurrentStatementStartTimestamp();
+    StartTransactionCommand();
+    PushActiveSnapshot(GetTransactionSnapshot());
+    pgstat_report_activity(STATE_RUNNING, "pgtopic: creating segments");
+    // The topic's root first, in the order drop_topic locks (see segment_worker).
+    if (extension_present() && OidIsValid(lock_topic_root(current_request.topic_id, AccessShareLock))) {
         SPI_connect();
-        // Never queue behind a long reader or producer of a segment: try again next pass.
-        (void) SPI_execute("SET LOCAL lock_timeout = '1s'", false, 0);
-        (void) SPI_execute("SELECT pgtopic.run_maintenance()", false, 0);
+        (void) SPI_execute("SET LOCAL lock_timeout = '200ms'", false, 0);
         SPI_finish();
+        Topic topic{};
+        topic.id = current_request.topic_id;
+        for (int64 k = current_request.from_segment; k <= current_request.upto_segment; k++) {
+            if (OidIsValid(segment_relid(topic, current_request.partition, k)))
+                continue;
+            InternalScope scope = internal_begin();
+            Oid argtypes[3] = {INT4OID, INT4OID, INT8OID};
+            Datum values[3] = {Int32GetDatum(topic.id), Int32GetDatum(current_request.partition), Int64GetDatum(k)};
+            (void) SPI_execute_with_args("SELECT pgtopic._create_segment($1, $2, $3)", 3, argtypes, values, nullptr,
+                                         false, 0);
+            internal_end(scope);
+            CommandCounterIncrement();
+        }
     }
     PopActiveSnapshot();
     CommitTransactionCommand();
     pgstat_report_activity(STATE_IDLE, nullptr);
+}
+
+void log_stable()
+{
+    SetCurrentStatementStartTimestamp();
+    StartTransactionCommand();
+    if (extension_present())
+        (void) log_stable_offsets();
+    CommitTransactionCommand();
 }
 
 // One pass; an ERROR is reported and its transaction aborted. No C++ object lives here.
@@ -134,6 +230,42 @@ void guarded_pass(void (*pass)(), MemoryContext pass_context)
     PG_END_TRY();
 }
 
+void serve_segment_requests(MemoryContext pass_context)
+{
+    SegmentWanted requests[MAX_REQUESTS];
+    int n = take_segment_requests(requests, MAX_REQUESTS);
+    // One transaction per segment: the first one (the one a producer may be waiting for) is
+    // visible as soon as it exists.
+    for (int i = 0; i < n; i++)
+        for (int64 k = requests[i].from_segment; k <= requests[i].upto_segment; k++) {
+            current_request = requests[i];
+            current_request.from_segment = current_request.upto_segment = k;
+            guarded_pass(create_requested, pass_context);
+        }
+}
+
+void run_maintenance(MemoryContext pass_context)
+{
+    int n = 0;
+    bool per_topic = false;
+    int32 *ids = list_topics(n, per_topic);
+    for (int i = 0; i < n; i++) {
+        current_topic = ids[i];
+        guarded_pass(maintain_current_topic, pass_context);
+        serve_segment_requests(pass_context);  // producers come first
+    }
+}
+
+void list_topics_pass()
+{
+    run_maintenance(pass_memory);
+}
+
+void forget_maintenance_database(int, Datum)
+{
+    set_maintenance_database(InvalidOid);
+}
+
 void maintenance_main(void *)
 {
     pqsignal(SIGHUP, SignalHandlerForConfigReload);
@@ -144,15 +276,19 @@ void maintenance_main(void *)
     // The worker is a superuser: never let an object in a user-writable schema shadow a built-in.
     SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
     set_maintenance_latch(MyLatch);
+    set_maintenance_database(MyDatabaseId);
+    before_shmem_exit(forget_maintenance_database, Datum(0));
 
     MemoryContext pass_context =
         AllocSetContextCreate(TopMemoryContext, "pgtopic maintenance pass", ALLOCSET_DEFAULT_SIZES);
+    pass_memory = pass_context;
     TimestampTz next_maintenance = 0;
+    TimestampTz next_stable_log = 0;
     for (;;) {
         TimestampTz now = GetCurrentTimestamp();
         long until_maintenance = next_maintenance <= now ? 0 : static_cast<long>((next_maintenance - now) / 1000);
-        (void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, Max(until_maintenance, 1),
-                         PG_WAIT_EXTENSION);
+        (void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+                         Max(Min(until_maintenance, STABLE_LOG_MS), 1), PG_WAIT_EXTENSION);
         ResetLatch(MyLatch);
         CHECK_FOR_INTERRUPTS();
         if (ConfigReloadPending) {
@@ -162,9 +298,14 @@ void maintenance_main(void *)
 
         MemoryContextReset(pass_context);
         MemoryContext old = MemoryContextSwitchTo(pass_context);
+        serve_segment_requests(pass_context);
         guarded_pass(send_notifications, pass_context);
+        if (GetCurrentTimestamp() >= next_stable_log) {
+            guarded_pass(log_stable, pass_context);
+            next_stable_log = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), STABLE_LOG_MS);
+        }
         if (GetCurrentTimestamp() >= next_maintenance) {
-            guarded_pass(run_maintenance, pass_context);
+            guarded_pass(list_topics_pass, pass_context);
             next_maintenance = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), maintenance_interval_ms);
         }
         MemoryContextSwitchTo(old);

@@ -19,8 +19,22 @@
 // its offsets out again. Such a commit keeps its registration (the LSO stays below it) until the
 // backend exits; if the postmaster is dead it keeps it for good, so a consumer still running on
 // the dying server never reads it.
+//
+// The counter is durable through a reservation: before handing out offsets at or above
+// `reserved`, a producer raises catalog_partitions.reserved_offset in place (WAL-logged and
+// flushed; one write per RESERVE_CHUNK offsets, never one per message), so a restart, a crash,
+// a promoted standby or a restored dump resumes at or above every offset ever handed out, even
+// one of a rolled-back transaction that readers have already passed (a sequence's cache works
+// the same way; the price is a gap of at most a chunk at each restart).
+//
+// The hash is fixed-size (pgtopic.shared_partitions partition entries and as many topic
+// entries); a topic's entries are freed when the transaction that drops its storage commits.
 #include "guard.hpp"
 #include "pgtopic.hpp"
+
+extern "C" {
+#include "access/xlog.h"
+}
 
 namespace pgtopic {
 namespace {
@@ -40,17 +54,31 @@ constexpr int32 TOPIC_ENTRY = -1;
 
 struct PartitionState {
     PartitionKey key;  // hash key, must be first
-    slock_t mutex;     // protects initialized, next_offset, inflight
+    slock_t mutex;     // protects initialized, next_offset, reserved, inflight
     bool initialized;  // next_offset has been read from the storage since startup
+    bool bounded;      // the partition has a catalog_partitions row (reservations are durable)
+    bool dropped;      // its topic's drop committed while a slot still pointed here
     int64 next_offset;
+    int64 reserved;          // offsets below it are covered by the durable reservation
+    int64 logged_stable;     // last LSO written to catalog_partitions.stable_offset
     dlist_head inflight;     // InflightSlot, ascending first_offset
     PartitionState *topic;   // the topic's entry (partition entries only)
     int64 requested_segment; // highest segment a backend started a creator for (under mutex)
     // topic entries only:
-    ConditionVariable changed;     // broadcast when a producer transaction ends
     pg_atomic_uint64 commits;      // producer commits (and rollbacks that moved the LSO)
     uint64 notified;               // value of commits the maintenance worker last notified
 };
+
+// Offsets reserved (durably) ahead of the counter at a time: one in-place catalog write and WAL
+// flush per this many offsets (or per call, for a bigger batch).
+constexpr int64 RESERVE_CHUNK = 1024;
+
+// Condition variables for long polls, shared by topics through a hash of the storage table:
+// never freed nor re-initialised, so a consumer sleeping on one while its topic is dropped
+// cannot be left on a list that no longer exists. Topics sharing one see spurious wake-ups.
+constexpr int TOPIC_CVS = 1024;
+
+constexpr int MAX_SEGMENT_REQUESTS = 128;
 
 struct InflightSlot {
     dlist_node node;
@@ -69,8 +97,16 @@ InflightSlot *slot_of(dlist_node *node)
 
 struct SharedState {
     LWLock *hash_lock;  // protects the hash table's membership (not the entries' contents)
+    LWLock *bounds_lock;  // serialises in-place changes of catalog_partitions
+    int partition_entries;  // entries in the hash (under hash_lock), each kind capped at
+    int topic_entries;      // pgtopic.shared_partitions
     Latch *maintenance_latch;  // the maintenance worker's, set when producers commit
+    Oid maintenance_database;  // the database it serves (segment requests)
+    slock_t request_mutex;
+    int n_requests;
+    SegmentWanted requests[MAX_SEGMENT_REQUESTS];
     pg_atomic_uint32 listeners;  // backends that have run LISTEN pgtopic (see note_listener)
+    ConditionVariable topic_cvs[TOPIC_CVS];
     int slots_per_backend;
     InflightSlot slots[FLEXIBLE_ARRAY_MEMBER];
 };
@@ -83,6 +119,12 @@ InflightSlot *my_slots = nullptr;
 int my_slot_count = 0;
 bool exit_callback_registered = false;
 
+
+ConditionVariable *cv_of(const PartitionKey &key)
+{
+    uint32 h = hash_combine(static_cast<uint32>(key.database), static_cast<uint32>(key.root_relid));
+    return &shared->topic_cvs[h % TOPIC_CVS];
+}
 
 Size shared_size()
 {
@@ -109,6 +151,7 @@ void release_my_slots(bool committed)
         slot->partition = nullptr;
 
         PartitionState *topic = ps->topic;
+        ConditionVariable *cv = cv_of(ps->key);
         bool seen = false;
         for (int j = 0; j < i; j++)
             seen = seen || my_slots[j].partition_topic == topic;
@@ -119,7 +162,7 @@ void release_my_slots(bool committed)
             pg_atomic_fetch_add_u64(&topic->commits, 1);
             wake_worker = true;
         }
-        ConditionVariableBroadcast(&topic->changed);
+        ConditionVariableBroadcast(cv);
     }
     my_slot_count = 0;
     if (wake_worker && shared->maintenance_latch != nullptr && listeners_present())
@@ -133,19 +176,147 @@ bool commit_may_be_unreplicated()
     return my_slot_count > 0 && (ProcDiePending || !PostmasterIsAlive());
 }
 
+// Storage tables of topics dropped by the current transaction (object access hook), with the
+// subtransaction level that dropped them; freed from shared memory at commit.
+struct PendingForget {
+    Oid root_relid;
+    int level;
+};
+PendingForget *pending = nullptr;  // in TopTransactionContext
+int n_pending = 0;
+int max_pending = 0;
+
+// Frees the entries of the topics this transaction dropped. Infallible (a commit callback):
+// no allocation; an entry another backend's slot still points to (a commit that could not be
+// confirmed to the synchronous standby) is kept, marked dropped, and freed once its list is empty.
+int compare_pending(const void *a, const void *b)
+{
+    Oid x = static_cast<const PendingForget *>(a)->root_relid, y = static_cast<const PendingForget *>(b)->root_relid;
+    return x < y ? -1 : x > y ? 1 : 0;
+}
+
+bool is_pending(Oid root)
+{
+    PendingForget key{root, 0};
+    return bsearch(&key, pending, n_pending, sizeof(PendingForget), compare_pending) != nullptr;
+}
+
+void apply_pending_forgets()
+{
+    if (n_pending == 0)
+        return;
+    // One pass over the hash, whatever the number of topics dropped (DROP EXTENSION drops all).
+    qsort(pending, n_pending, sizeof(PendingForget), compare_pending);
+    LWLockAcquire(shared->hash_lock, LW_EXCLUSIVE);
+    bool any_busy = false;
+    HASH_SEQ_STATUS status;
+    hash_seq_init(&status, partition_hash);
+    while (auto *ps = static_cast<PartitionState *>(hash_seq_search(&status))) {
+        if (ps->key.database != MyDatabaseId || ps->key.partition == TOPIC_ENTRY || !is_pending(ps->key.root_relid))
+            continue;
+        SpinLockAcquire(&ps->mutex);
+        bool busy = !dlist_is_empty(&ps->inflight);
+        ps->dropped = true;
+        SpinLockRelease(&ps->mutex);
+        if (busy) {
+            any_busy = true;  // kept, with its topic entry: sweep_dropped frees both later
+            continue;
+        }
+        (void) hash_search(partition_hash, &ps->key, HASH_REMOVE, nullptr);
+        shared->partition_entries--;
+    }
+    for (int i = 0; i < n_pending; i++) {
+        PartitionKey topic_key{MyDatabaseId, pending[i].root_relid, TOPIC_ENTRY};
+        auto *topic = static_cast<PartitionState *>(hash_search(partition_hash, &topic_key, HASH_FIND, nullptr));
+        if (topic == nullptr)
+            continue;
+        topic->dropped = true;
+        bool referenced = false;
+        if (any_busy) {
+            HASH_SEQ_STATUS inner;
+            hash_seq_init(&inner, partition_hash);
+            while (auto *p = static_cast<PartitionState *>(hash_seq_search(&inner)))
+                referenced = referenced || (p->topic == topic && p->key.partition != TOPIC_ENTRY);
+        }
+        if (!referenced) {
+            (void) hash_search(partition_hash, &topic_key, HASH_REMOVE, nullptr);
+            shared->topic_entries--;
+        }
+    }
+    LWLockRelease(shared->hash_lock);
+    n_pending = 0;
+}
+
+// Frees dropped entries whose last slot has gone (hash_lock held exclusively): partition
+// entries first, then topic entries no partition entry points to any more.
+void sweep_dropped()
+{
+    HASH_SEQ_STATUS status;
+    hash_seq_init(&status, partition_hash);
+    while (auto *ps = static_cast<PartitionState *>(hash_seq_search(&status))) {
+        if (!ps->dropped || ps->key.partition == TOPIC_ENTRY)
+            continue;
+        SpinLockAcquire(&ps->mutex);
+        bool busy = !dlist_is_empty(&ps->inflight);
+        SpinLockRelease(&ps->mutex);
+        if (!busy) {
+            (void) hash_search(partition_hash, &ps->key, HASH_REMOVE, nullptr);
+            shared->partition_entries--;
+        }
+    }
+    hash_seq_init(&status, partition_hash);
+    while (auto *ps = static_cast<PartitionState *>(hash_seq_search(&status))) {
+        if (!ps->dropped || ps->key.partition != TOPIC_ENTRY)
+            continue;
+        bool referenced = false;
+        HASH_SEQ_STATUS inner;
+        hash_seq_init(&inner, partition_hash);
+        while (auto *p = static_cast<PartitionState *>(hash_seq_search(&inner)))
+            referenced = referenced || p->topic == ps;
+        if (!referenced) {
+            (void) hash_search(partition_hash, &ps->key, HASH_REMOVE, nullptr);
+            shared->topic_entries--;
+        }
+    }
+}
+
+void subxact_callback(SubXactEvent event, SubTransactionId, SubTransactionId, void *)
+{
+    int level = GetCurrentTransactionNestLevel();
+    if (event == SUBXACT_EVENT_ABORT_SUB) {
+        while (n_pending > 0 && pending[n_pending - 1].level >= level)
+            n_pending--;
+    } else if (event == SUBXACT_EVENT_COMMIT_SUB) {
+        for (int i = 0; i < n_pending; i++)
+            if (pending[i].level >= level)
+                pending[i].level = level - 1;
+    }
+}
+
 // Nothing here may fail: an ERROR in a commit/abort callback is a PANIC.
 void xact_callback(XactEvent event, void *)
 {
     switch (event) {
     case XACT_EVENT_COMMIT:
     case XACT_EVENT_PARALLEL_COMMIT:
-        if (commit_may_be_unreplicated())
-            break;  // released by exit_callback (or never, if the postmaster is gone)
-        release_my_slots(true);
+        if (!commit_may_be_unreplicated())
+            release_my_slots(true);
+        // else: released by exit_callback (or never, if the postmaster is gone)
+        apply_pending_forgets();
+        pending = nullptr;
+        n_pending = max_pending = 0;
         break;
     case XACT_EVENT_ABORT:
     case XACT_EVENT_PARALLEL_ABORT:
         release_my_slots(false);
+        pending = nullptr;  // freed with TopTransactionContext
+        n_pending = max_pending = 0;
+        break;
+    case XACT_EVENT_PREPARE:
+        // COMMIT PREPARED may run in another backend: a topic dropped in a prepared
+        // transaction keeps its entries until a restart.
+        pending = nullptr;
+        n_pending = max_pending = 0;
         break;
     case XACT_EVENT_PRE_PREPARE:
         if (my_slot_count > 0)
@@ -175,24 +346,39 @@ PartitionState *find_partition(const PartitionKey &key)
         return ps;
 
     bool found = false;
+    const bool is_topic = key.partition == TOPIC_ENTRY;
     LWLockAcquire(shared->hash_lock, LW_EXCLUSIVE);
-    ps = static_cast<PartitionState *>(hash_search(partition_hash, &key, HASH_ENTER_NULL, &found));
-    if (ps != nullptr && !found) {
-        SpinLockInit(&ps->mutex);
-        ps->initialized = false;
-        ps->next_offset = 0;
-        dlist_init(&ps->inflight);
-        ps->topic = nullptr;
-        ps->requested_segment = -1;
-        ConditionVariableInit(&ps->changed);
-        pg_atomic_init_u64(&ps->commits, 0);
-        ps->notified = 0;
+    ps = static_cast<PartitionState *>(hash_search(partition_hash, &key, HASH_FIND, nullptr));
+    if (ps == nullptr) {
+        int *count = is_topic ? &shared->topic_entries : &shared->partition_entries;
+        if (*count >= shared_partitions)
+            sweep_dropped();
+        if (*count < shared_partitions)
+            ps = static_cast<PartitionState *>(hash_search(partition_hash, &key, HASH_ENTER_NULL, &found));
+        if (ps != nullptr && !found) {
+            (*count)++;
+            SpinLockInit(&ps->mutex);
+            ps->initialized = false;
+            ps->bounded = false;
+            ps->dropped = false;
+            ps->next_offset = 0;
+            ps->reserved = 0;
+            ps->logged_stable = -1;
+            dlist_init(&ps->inflight);
+            ps->topic = nullptr;
+            ps->requested_segment = -1;
+            pg_atomic_init_u64(&ps->commits, 0);
+            ps->notified = 0;
+        }
     }
     LWLockRelease(shared->hash_lock);
     if (ps == nullptr)
-        ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY),
+        ereport(ERROR, (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
                         errmsg("pgtopic's shared memory for partitions is full"),
-                        errhint("Raise pgtopic.shared_partitions (currently %d) and restart the server.",
+                        errdetail("Shared memory tracks at most %d topic partitions (and %d topics) of all databases.",
+                                  shared_partitions, shared_partitions),
+                        errhint("Raise pgtopic.shared_partitions (currently %d) and restart the server, or drop "
+                                "unused topics.",
                                 shared_partitions)));
     return ps;
 }
@@ -214,15 +400,39 @@ PartitionState *partition_state(const Topic &topic, int32 partition)
     if (!initialized) {
         // No producer can have an uncommitted row here: each one initialises first. Racing
         // initialisers compute the same value; the first to take the mutex wins.
+        // Above every stored message and committed group offset, and at or above the durable
+        // reservation and log start (offsets handed out before a restart, crash, failover or
+        // dump, even by transactions that rolled back, and segments retention dropped).
         int64 next = stored_next_offset(topic, partition);
+        PartitionBounds bounds = read_partition_bounds(topic.id, partition);
+        if (bounds.present)
+            next = Max(next, Max(bounds.reserved, bounds.log_start));
         SpinLockAcquire(&ps->mutex);
         if (!ps->initialized) {
             ps->next_offset = next;
+            ps->bounded = bounds.present;
+            ps->reserved = bounds.present ? bounds.reserved : 0;
+            ps->logged_stable = bounds.present ? bounds.stable : -1;
             ps->initialized = true;
         }
         SpinLockRelease(&ps->mutex);
     }
     return ps;
+}
+
+// Raises the partition's durable reservation above next_offset + count (and a chunk more).
+void reserve_offsets(const Topic &topic, int32 partition, PartitionState *ps, int64 count)
+{
+    SpinLockAcquire(&ps->mutex);
+    int64 wanted = Max(ps->next_offset + count, ps->reserved) + Max(RESERVE_CHUNK, count);
+    SpinLockRelease(&ps->mutex);
+    int64 stored = raise_partition_bound(topic.id, partition, Bound::Reserved, wanted);
+    SpinLockAcquire(&ps->mutex);
+    if (stored < 0)
+        ps->bounded = false;  // the row is gone (cannot happen while we hold the topic's lock)
+    else
+        ps->reserved = Max(ps->reserved, stored);
+    SpinLockRelease(&ps->mutex);
 }
 
 InflightSlot *my_slot_for(PartitionState *ps)
@@ -233,12 +443,18 @@ InflightSlot *my_slot_for(PartitionState *ps)
     return nullptr;
 }
 
+// Partition entries and topic entries, each capped at pgtopic.shared_partitions.
+long hash_entries()
+{
+    return 2L * shared_partitions;
+}
+
 }  // namespace
 
 void offsets_shmem_request()
 {
-    RequestAddinShmemSpace(add_size(shared_size(), hash_estimate_size(shared_partitions, sizeof(PartitionState))));
-    RequestNamedLWLockTranche("pgtopic", 1);
+    RequestAddinShmemSpace(add_size(shared_size(), hash_estimate_size(hash_entries(), sizeof(PartitionState))));
+    RequestNamedLWLockTranche("pgtopic", 2);
 }
 
 // Called with AddinShmemInitLock held.
@@ -248,26 +464,111 @@ void offsets_shmem_startup()
     shared = static_cast<SharedState *>(ShmemInitStruct("pgtopic shared state", shared_size(), &found));
     if (!found) {
         memset(shared, 0, shared_size());
-        shared->hash_lock = &(GetNamedLWLockTranche("pgtopic"))->lock;
+        LWLockPadded *locks = GetNamedLWLockTranche("pgtopic");
+        shared->hash_lock = &locks[0].lock;
+        shared->bounds_lock = &locks[1].lock;
         shared->slots_per_backend = max_partitions_per_transaction;
+        shared->maintenance_database = InvalidOid;
+        SpinLockInit(&shared->request_mutex);
         pg_atomic_init_u32(&shared->listeners, 0);
+        for (auto &cv : shared->topic_cvs)
+            ConditionVariableInit(&cv);
     }
     HASHCTL info;
     memset(&info, 0, sizeof(info));
     info.keysize = sizeof(PartitionKey);
     info.entrysize = sizeof(PartitionState);
-    partition_hash = ShmemInitHash("pgtopic partitions", shared_partitions, shared_partitions, &info,
-                                   HASH_ELEM | HASH_BLOBS);
+    // Fixed size: the table never grows into the spare shared memory other hashes need.
+    partition_hash = ShmemInitHash("pgtopic partitions", hash_entries(), hash_entries(), &info,
+                                   HASH_ELEM | HASH_BLOBS | HASH_FIXED_SIZE);
 }
 
 void offsets_init_backend_callbacks()
 {
     RegisterXactCallback(xact_callback, nullptr);
+    RegisterSubXactCallback(subxact_callback, nullptr);
 }
 
 ConditionVariable *topic_changed(const Topic &topic)
 {
-    return &find_partition(PartitionKey{MyDatabaseId, topic.root_relid, TOPIC_ENTRY})->changed;
+    return cv_of(PartitionKey{MyDatabaseId, topic.root_relid, TOPIC_ENTRY});
+}
+
+LWLock *bounds_lock()
+{
+    return shared->bounds_lock;
+}
+
+void forget_topic_at_commit(Oid root_relid)
+{
+    for (int i = 0; i < n_pending; i++)
+        if (pending[i].root_relid == root_relid)
+            return;
+    if (n_pending == max_pending) {
+        int grown = Max(8, max_pending * 2);
+        pending = static_cast<PendingForget *>(
+            pending == nullptr ? MemoryContextAlloc(TopTransactionContext, sizeof(PendingForget) * grown)
+                               : repalloc(pending, sizeof(PendingForget) * grown));
+        max_pending = grown;
+    }
+    pending[n_pending++] = PendingForget{root_relid, GetCurrentTransactionNestLevel()};
+}
+
+// A relation is being dropped: if it is a topic's storage root (pgtopic_data.topic_<id>), its
+// shared-memory state goes when the transaction commits (drop_topic, DROP EXTENSION, DROP
+// SCHEMA ... CASCADE, a DROP TABLE by hand).
+void offsets_object_access(Oid relid)
+{
+    if (shared == nullptr || !IsTransactionState())
+        return;
+    Oid ns = get_rel_namespace(relid);
+    if (!OidIsValid(ns) || ns != data_namespace(true))
+        return;
+    char *name = get_rel_name(relid);
+    int id = -1, used = 0;
+    if (name == nullptr || sscanf(name, "topic_%d%n", &id, &used) != 1 || name[used] != '\0')
+        return;
+    forget_topic_at_commit(relid);
+}
+
+bool request_segments(const Topic &topic, int32 partition, int64 from_segment, int64 upto_segment)
+{
+    if (shared->maintenance_database != MyDatabaseId || shared->maintenance_latch == nullptr)
+        return false;
+    bool queued = false;
+    SpinLockAcquire(&shared->request_mutex);
+    for (int i = 0; i < shared->n_requests && !queued; i++) {
+        SegmentWanted &r = shared->requests[i];
+        if (r.topic_id == topic.id && r.partition == partition) {
+            r.from_segment = Min(r.from_segment, from_segment);
+            r.upto_segment = Max(r.upto_segment, upto_segment);
+            queued = true;
+        }
+    }
+    if (!queued && shared->n_requests < MAX_SEGMENT_REQUESTS) {
+        shared->requests[shared->n_requests++] = SegmentWanted{topic.id, partition, from_segment, upto_segment};
+        queued = true;
+    }
+    SpinLockRelease(&shared->request_mutex);
+    if (queued)
+        SetLatch(shared->maintenance_latch);
+    return queued;
+}
+
+void set_maintenance_database(Oid database)
+{
+    shared->maintenance_database = database;
+}
+
+int take_segment_requests(SegmentWanted *out, int max)
+{
+    SpinLockAcquire(&shared->request_mutex);
+    int n = Min(max, shared->n_requests);
+    memcpy(out, shared->requests, sizeof(SegmentWanted) * n);
+    memmove(shared->requests, shared->requests + n, sizeof(SegmentWanted) * (shared->n_requests - n));
+    shared->n_requests -= n;
+    SpinLockRelease(&shared->request_mutex);
+    return n;
 }
 
 bool claim_segment_request(const Topic &topic, int32 partition, int64 segment)
@@ -364,6 +665,13 @@ int64 allocate_offsets(const Topic &topic, int32 partition, int64 count)
                         errhint("Raise pgtopic.max_partitions_per_transaction and restart the server.")));
 
     SpinLockAcquire(&ps->mutex);
+    while (ps->bounded && ps->next_offset + count > ps->reserved) {
+        // Beyond the durable reservation: raise it first (rare: once per RESERVE_CHUNK
+        // offsets). Serialised by the bounds lock; whoever comes second finds it done.
+        SpinLockRelease(&ps->mutex);
+        reserve_offsets(topic, partition, ps, count);
+        SpinLockAcquire(&ps->mutex);
+    }
     int64 first = ps->next_offset;
     ps->next_offset += count;
     if (slot != nullptr)
@@ -383,9 +691,17 @@ int64 allocate_offsets(const Topic &topic, int32 partition, int64 count)
 PartitionOffsets partition_offsets(const Topic &topic, int32 partition)
 {
     if (RecoveryInProgress()) {
-        // A standby has no in-flight producers of its own; it sees what the primary committed.
-        int64 next = stored_next_offset(topic, partition);
-        return {next, next};
+        // A standby replays commits in commit order, not offset order: offset 11 may be
+        // visible before 10. It reads only below the primary's last stable offset as the
+        // primary last WAL-logged it (log_stable_offsets): every commit below it was replayed
+        // before that record, so a snapshot taken after reading it sees them all.
+        PartitionBounds bounds = read_partition_bounds(topic.id, partition);
+        if (!bounds.present)
+            ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                            errmsg("cannot read this topic on a standby"),
+                            errdetail("The topic's partitions have no logged stable offsets."),
+                            errhint("Run ALTER EXTENSION pgtopic UPDATE on the primary, or read from the primary.")));
+        return {bounds.stable, bounds.stable};
     }
     PartitionState *ps = partition_state(topic, partition);
     PartitionOffsets result;
@@ -398,22 +714,56 @@ PartitionOffsets partition_offsets(const Topic &topic, int32 partition)
     return result;
 }
 
-void forget_topic(Oid root_relid)
+int log_stable_offsets()
 {
-    LWLockAcquire(shared->hash_lock, LW_EXCLUSIVE);
+    struct Pending {
+        PartitionKey key;
+        int64 lso;
+    };
+    constexpr int MAX_LOG = 4096;
+    auto *todo = static_cast<Pending *>(palloc(sizeof(Pending) * MAX_LOG));
+    int n = 0;
+    LWLockAcquire(shared->hash_lock, LW_SHARED);
     HASH_SEQ_STATUS status;
     hash_seq_init(&status, partition_hash);
     while (auto *ps = static_cast<PartitionState *>(hash_seq_search(&status))) {
-        if (ps->key.database != MyDatabaseId || ps->key.root_relid != root_relid)
+        if (ps->key.database != MyDatabaseId || ps->key.partition == TOPIC_ENTRY || n == MAX_LOG)
             continue;
-        // Still referenced by this very transaction (it produced, then dropped): keep it, and
-        // the topic entry it points to. Entries left behind are harmless: the key names a
-        // storage table that no longer exists.
-        if (!dlist_is_empty(&ps->inflight) || ps->key.partition == TOPIC_ENTRY)
-            continue;
-        hash_search(partition_hash, &ps->key, HASH_REMOVE, nullptr);
+        SpinLockAcquire(&ps->mutex);
+        int64 lso = dlist_is_empty(&ps->inflight) ? ps->next_offset
+                                                  : slot_of(dlist_head_node(&ps->inflight))->first_offset;
+        bool changed = ps->initialized && ps->bounded && !ps->dropped && lso > ps->logged_stable;
+        SpinLockRelease(&ps->mutex);
+        if (changed)
+            todo[n++] = Pending{ps->key, lso};
     }
     LWLockRelease(shared->hash_lock);
+
+    // The LSO was read before the WAL record is written: every commit below it is earlier in
+    // the WAL, so a standby that replayed the record has replayed them too.
+    Oid data_ns = data_namespace(true);
+    int written = 0;
+    for (int i = 0; i < n; i++) {
+        if (get_rel_namespace(todo[i].key.root_relid) != data_ns)
+            continue;
+        char *name = get_rel_name(todo[i].key.root_relid);
+        int id = -1, used = 0;
+        if (name == nullptr || sscanf(name, "topic_%d%n", &id, &used) != 1 || name[used] != '\0')
+            continue;
+        if (raise_partition_bound(id, todo[i].key.partition, Bound::Stable, todo[i].lso) < 0)
+            continue;
+        written++;
+        LWLockAcquire(shared->hash_lock, LW_SHARED);
+        auto *ps = static_cast<PartitionState *>(hash_search(partition_hash, &todo[i].key, HASH_FIND, nullptr));
+        if (ps != nullptr) {
+            SpinLockAcquire(&ps->mutex);
+            ps->logged_stable = Max(ps->logged_stable, todo[i].lso);
+            SpinLockRelease(&ps->mutex);
+        }
+        LWLockRelease(shared->hash_lock);
+    }
+    pfree(todo);
+    return written;
 }
 
 }  // namespace pgtopic

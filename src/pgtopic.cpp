@@ -5,6 +5,9 @@
 #include "pgtopic.hpp"
 
 extern "C" {
+#include "catalog/objectaccess.h"
+#include "catalog/pg_class.h"
+
 PG_MODULE_MAGIC;
 void _PG_init(void);
 }
@@ -102,6 +105,18 @@ void process_utility(PlannedStmt *pstmt, const char *query_string, bool read_onl
         standard_ProcessUtility(pstmt, query_string, read_only_tree, context, params, query_env, dest, qc);
 }
 
+object_access_hook_type prev_object_access_hook = nullptr;
+
+// Frees a dropped topic's shared memory when the dropping transaction commits, however the
+// topic's storage goes (drop_topic, DROP EXTENSION, DROP SCHEMA ... CASCADE).
+void object_access(ObjectAccessType access, Oid class_id, Oid object_id, int sub_id, void *arg)
+{
+    if (prev_object_access_hook)
+        prev_object_access_hook(access, class_id, object_id, sub_id, arg);
+    if (access == OAT_DROP && class_id == RelationRelationId && sub_id == 0)
+        offsets_object_access(object_id);
+}
+
 shmem_request_hook_type prev_shmem_request_hook = nullptr;
 shmem_startup_hook_type prev_shmem_startup_hook = nullptr;
 
@@ -138,6 +153,8 @@ void _PG_init(void)
     shmem_request_hook = pgtopic::shmem_request;
     pgtopic::prev_shmem_startup_hook = shmem_startup_hook;
     shmem_startup_hook = pgtopic::shmem_startup;
+    pgtopic::prev_object_access_hook = object_access_hook;
+    object_access_hook = pgtopic::object_access;
     pgtopic::prev_process_utility_hook = ProcessUtility_hook;
     ProcessUtility_hook = pgtopic::process_utility;
     pgtopic::offsets_init_backend_callbacks();
@@ -178,8 +195,9 @@ PGTOPIC_FUNCTION(pgtopic_lock_partition_ddl)
     PG_RETURN_VOID();
 }
 
+// Kept for the SQL of older versions: the object access hook does the same for every drop.
 PGTOPIC_FUNCTION(pgtopic_forget_topic)
 {
-    forget_topic(PG_GETARG_OID(0));
+    forget_topic_at_commit(PG_GETARG_OID(0));
     PG_RETURN_VOID();
 }

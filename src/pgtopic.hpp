@@ -50,6 +50,23 @@ void begin_materialized_result(FunctionCallInfo fcinfo);
 // 22023 "<name> must not be negative".
 void require_nonnegative(int64 value, const char *name);
 
+// Durable per-partition bounds: pgtopic.catalog_partitions, changed only in place (not
+// transactional, WAL-logged, so standbys and a promoted standby know them). The values are
+// the table's attribute numbers.
+enum class Bound { LogStart = 3, Reserved = 4, Stable = 5 };
+struct PartitionBounds {
+    bool present;       // false: no row (a topic of an older SQL version, or none)
+    int64 log_start;    // the log start offset never goes below it (retention raises it)
+    int64 reserved;     // offsets below it may have been handed out; a restart resumes above
+    int64 stable;       // the primary's last stable offset when last logged (for standbys)
+};
+PartitionBounds read_partition_bounds(int32 topic_id, int32 partition);
+// Raises one bound to at least `value`, WAL-logged and flushed before it returns. Returns the
+// bound now stored, or -1 when the partition has no row.
+int64 raise_partition_bound(int32 topic_id, int32 partition, Bound bound, int64 value);
+// pgtopic's own message and hint for what a hot standby cannot do (25006).
+void refuse_during_recovery(const char *what);
+
 // ---- privileges (privileges.cpp) -------------------------------------------------------
 enum class Right { Produce, Consume, Admin };
 bool has_topic_right(int32 topic_id, Oid role, Right right);
@@ -78,7 +95,28 @@ struct PartitionOffsets {
     int64 last_stable_offset;  // every offset below it is committed or aborted for good
 };
 PartitionOffsets partition_offsets(const Topic &topic, int32 partition);
-void forget_topic(Oid root_relid);
+// The topic's shared-memory state is freed when the current transaction commits (kept if it
+// rolls back). Called for every drop of a topic's storage table (object access hook).
+void forget_topic_at_commit(Oid root_relid);
+void offsets_object_access(Oid relid);
+// The LWLock that serialises in-place changes of catalog_partitions.
+LWLock *bounds_lock();
+// Writes the last stable offset of this database's partitions whose LSO moved since the last
+// call into catalog_partitions (what a hot standby may read up to); returns how many.
+int log_stable_offsets();
+// Segment creation requests for the maintenance worker (which needs no background-worker slot):
+// true when the worker serves this database and the request was queued.
+bool request_segments(const Topic &topic, int32 partition, int64 from_segment, int64 upto_segment);
+struct SegmentWanted {
+    int32 topic_id;
+    int32 partition;
+    int64 from_segment;
+    int64 upto_segment;
+};
+// The maintenance worker: announces itself, and takes the queued requests (at most `max`).
+// `from_segment` .. `upto_segment` are wanted.
+void set_maintenance_database(Oid database);
+int take_segment_requests(SegmentWanted *out, int max);
 // True for the one backend that should start the creator of this segment (first to ask).
 bool claim_segment_request(const Topic &topic, int32 partition, int64 segment);
 // The condition variable broadcast whenever a producer transaction on the topic ends.
@@ -136,8 +174,9 @@ Oid segment_relid(const Topic &topic, int32 partition, int64 segment);
 // The segment's relation, created first (by a background worker, or in this transaction as
 // a fallback) when it does not exist yet.
 Oid ensure_segment(const Topic &topic, int32 partition, int64 segment);
-// Starts creating the segment after `segment` in the background if it is missing.
-void prepare_next_segment(const Topic &topic, int32 partition, int64 segment);
+// Has the segments after `segment` created in the background if they are missing (called by a
+// producer that wrote into `segment`; past_middle: its last offset is in the second half).
+void prepare_next_segment(const Topic &topic, int32 partition, int64 segment, bool past_middle);
 // Where a partition's offsets resume after a restart: above every stored message and every
 // committed group offset.
 int64 stored_next_offset(const Topic &topic, int32 partition);

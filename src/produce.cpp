@@ -165,13 +165,13 @@ int64 write_partition(const Topic &topic, int32 partition, Message *msgs, int n,
     }
     int64 last = first + n - 1;
     int64 segment = last / topic.segment_size;
-    if (last - segment * topic.segment_size >= topic.segment_size / 2)
-        prepare_next_segment(topic, partition, segment);
+    prepare_next_segment(topic, partition, segment, last - segment * topic.segment_size >= topic.segment_size / 2);
     return first;
 }
 
 Datum produce_one(FunctionCallInfo fcinfo, ValueKind kind)
 {
+    refuse_during_recovery("produce to a topic");
     PreventCommandIfReadOnly("pgtopic.produce");
     require_arg(fcinfo, 0, "topic");
     Message m{};
@@ -233,6 +233,7 @@ ArrayArg array_arg(FunctionCallInfo fcinfo, int argno, const char *name)
 // and offset, in the order of the array).
 Datum produce_many(FunctionCallInfo fcinfo, ValueKind kind, bool return_offsets)
 {
+    refuse_during_recovery("produce to a topic");
     PreventCommandIfReadOnly("pgtopic.produce_batch");
     require_arg(fcinfo, 0, "topic");
     require_arg(fcinfo, 1, "messages");

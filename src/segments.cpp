@@ -4,12 +4,15 @@
 // [k * segment_size, (k + 1) * segment_size). Producers and readers go straight to the leaf by
 // name (a syscache look-up), never through tuple routing or the planner.
 //
-// A missing segment is created by a short-lived background worker in its own transaction
-// (pgtopic._create_segment: CREATE TABLE + ATTACH PARTITION, which takes only SHARE UPDATE
-// EXCLUSIVE on the partition table), so the producer that needs it holds no DDL lock that other
-// producers would queue behind. Producers start that worker early, when an allocation passes
-// the middle of the last segment, so the common case never waits for DDL. If no worker slot is
-// free, the segment is created in the producer's own transaction instead.
+// Segments are created ahead of need, in transactions of their own (pgtopic._create_segment:
+// CREATE TABLE + ATTACH PARTITION, which takes only SHARE UPDATE EXCLUSIVE on the partition
+// table), so producers hold no DDL lock that other producers would queue behind:
+//   * in pgtopic.database, by the maintenance worker, which is always running (it needs no free
+//     background-worker slot): a producer queues a request in shared memory and sets its latch,
+//     for up to LOOKAHEAD segments when segments are small;
+//   * elsewhere, by a short-lived dynamic background worker (when a slot is free);
+//   * a producer that finds its segment missing asks for it, waits at most SEGMENT_WAIT_MS for
+//     it to appear, and then creates it in its own transaction.
 #include "guard.hpp"
 #include "pgtopic.hpp"
 
@@ -27,6 +30,19 @@ struct SegmentRequest {
     int32 partition;
     int64 segment;
 };
+
+// How long a producer that needs a missing segment waits for a creator before creating it.
+constexpr long SEGMENT_WAIT_MS = 200;
+
+// Segments created ahead at a time by the maintenance worker: enough for about LOOKAHEAD_OFFSETS
+// offsets, at most MAX_LOOKAHEAD segments (1 for segments of 1024 offsets or more).
+constexpr int64 LOOKAHEAD_OFFSETS = 1024;
+constexpr int64 MAX_LOOKAHEAD = 16;
+
+int64 lookahead(const Topic &topic)
+{
+    return Max(int64{1}, Min(MAX_LOOKAHEAD, (LOOKAHEAD_OFFSETS + topic.segment_size - 1) / topic.segment_size));
+}
 
 void segment_name(char *buf, size_t size, int32 topic_id, int32 partition, int64 segment)
 {
@@ -66,22 +82,6 @@ BackgroundWorkerHandle *start_segment_worker(const Topic &topic, int32 partition
     if (!RegisterDynamicBackgroundWorker(&worker, &handle))
         return nullptr;
     return handle;
-}
-
-// Waits (bounded) for the worker to finish; false if it is still running at the deadline.
-bool wait_for_worker(BackgroundWorkerHandle *handle, long timeout_ms)
-{
-    TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
-    for (;;) {
-        pid_t pid;
-        if (GetBackgroundWorkerPid(handle, &pid) == BGWH_STOPPED)
-            return true;
-        if (GetCurrentTimestamp() >= deadline)
-            return false;
-        (void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 5, PG_WAIT_EXTENSION);
-        ResetLatch(MyLatch);
-        CHECK_FOR_INTERRUPTS();
-    }
 }
 
 // Runs a one-value query with a fresh snapshot (every committed row, whatever the caller's
@@ -232,19 +232,23 @@ Oid ensure_segment(const Topic &topic, int32 partition, int64 segment)
     if (OidIsValid(relid))
         return relid;
 
-    // One backend starts the creator; the others wait for the segment to appear.
-    if (claim_segment_request(topic, partition, segment)) {
-        BackgroundWorkerHandle *handle = start_segment_worker(topic, partition, segment);
-        if (handle != nullptr && wait_for_worker(handle, 10000))
-            relid = wait_for_segment(topic, partition, segment, 0);
-    } else {
-        relid = wait_for_segment(topic, partition, segment, 10000);
-    }
+    // Ask the maintenance worker (this database's), else start a creator (one backend per
+    // segment), and give it a moment; never seconds.
+    bool asked = request_segments(topic, partition, segment, segment + lookahead(topic) - 1);
+    if (!asked && claim_segment_request(topic, partition, segment))
+        asked = start_segment_worker(topic, partition, segment) != nullptr;
+    // A creator that just let us down once is not waited for again at once (a batch spanning
+    // many missing segments would wait 200 ms for each).
+    static TimestampTz last_timeout = 0;
+    bool wait = asked && TimestampDifferenceExceeds(last_timeout, GetCurrentTimestamp(), 1000);
+    relid = wait_for_segment(topic, partition, segment, wait ? SEGMENT_WAIT_MS : 0);
     if (OidIsValid(relid))
         return relid;
+    if (wait)
+        last_timeout = GetCurrentTimestamp();
 
-    // No worker slot, the worker failed, or it took too long: create it here (concurrent
-    // creators serialise on the partition's DDL lock and re-check; see _create_segment).
+    // No creator, or it is slow: create it here (concurrent creators serialise on the
+    // partition's DDL lock and re-check; see _create_segment).
     create_segment_here(topic.id, partition, segment);
     CommandCounterIncrement();
     relid = segment_relid(topic, partition, segment);
@@ -254,16 +258,24 @@ Oid ensure_segment(const Topic &topic, int32 partition, int64 segment)
     return relid;
 }
 
-void prepare_next_segment(const Topic &topic, int32 partition, int64 segment)
+void prepare_next_segment(const Topic &topic, int32 partition, int64 segment, bool past_middle)
 {
-    NextSegmentSeen &seen = next_seen_slot(topic.root_relid, partition);
-    if (seen.root == topic.root_relid && seen.partition == partition && seen.segment == segment)
+    // With the maintenance worker: keep up to `ahead` segments beyond this one, asking again
+    // when the one half-way there is missing. Without it: the next one, past the middle.
+    int64 ahead = lookahead(topic);
+    int64 probe = segment + Max(int64{1}, ahead / 2);
+    if (ahead == 1 && !past_middle)
         return;
-    if (OidIsValid(segment_relid(topic, partition, segment + 1))) {
-        seen = NextSegmentSeen{topic.root_relid, partition, segment};
+    NextSegmentSeen &seen = next_seen_slot(topic.root_relid, partition);
+    if (seen.root == topic.root_relid && seen.partition == partition && seen.segment >= probe)
+        return;
+    if (OidIsValid(segment_relid(topic, partition, probe))) {
+        seen = NextSegmentSeen{topic.root_relid, partition, probe};
         return;
     }
-    if (claim_segment_request(topic, partition, segment + 1))
+    if (!claim_segment_request(topic, partition, probe))
+        return;
+    if (!request_segments(topic, partition, segment + 1, segment + ahead) && past_middle)
         (void) start_segment_worker(topic, partition, segment + 1);
 }
 
@@ -284,6 +296,9 @@ int64 stored_next_offset(const Topic &topic, int32 partition)
 
 int64 log_start_offset(const Topic &topic, int32 partition, int64 last_stable_offset)
 {
+    // Never below the recorded log start (retention raised it when it dropped segments; after
+    // every segment went and a restart, the lowest segment may be a new one above it).
+    PartitionBounds bounds = read_partition_bounds(topic.id, partition);
     char sql[512];
     snprintf(sql, sizeof sql,
              "SELECT min(pg_catalog.substring(c.relname, '_s([0-9]+)$')::pg_catalog.int8) "
@@ -291,12 +306,28 @@ int64 log_start_offset(const Topic &topic, int32 partition, int64 last_stable_of
              "WHERE i.inhparent = 'pgtopic_data.topic_%d_p%d'::pg_catalog.regclass",
              topic.id, partition);
     int64 lowest_segment = query_int64(sql, 0, nullptr, nullptr);
-    if (lowest_segment < 0)
-        return last_stable_offset;
-    return Min(lowest_segment * topic.segment_size, last_stable_offset);
+    int64 start = lowest_segment < 0 ? (bounds.present ? bounds.log_start : last_stable_offset)
+                                     : lowest_segment * topic.segment_size;
+    if (bounds.present)
+        start = Max(start, bounds.log_start);
+    return Min(start, last_stable_offset);
 }
 
 }  // namespace pgtopic
+
+using namespace pgtopic;
+
+// pgtopic._raise_log_start(topic_id, partition, log_start): retention, after a DROP of a segment.
+PGTOPIC_FUNCTION(pgtopic_raise_log_start)
+{
+    (void) raise_partition_bound(PG_GETARG_INT32(0), PG_GETARG_INT32(1), Bound::LogStart, PG_GETARG_INT64(2));
+    PG_RETURN_VOID();
+}
+
+PGTOPIC_FUNCTION(pgtopic_log_stable_offsets)
+{
+    PG_RETURN_INT32(RecoveryInProgress() ? 0 : log_stable_offsets());
+}
 
 void pgtopic_segment_worker_main(Datum)
 {

@@ -25,7 +25,9 @@ SELECT "partition", count(*), min(msg_offset), max(msg_offset), string_agg(conve
 -- the group continues from its committed offsets
 SELECT "partition", committed_offset FROM pgtopic.consumer_lag WHERE group_name = 'dg' ORDER BY 1;
 SELECT count(*) FROM pgtopic.consume('dumped', 'dg', 100);
--- offsets continue above the restored messages
+-- offsets continue above the restored messages and above every offset handed out before the
+-- dump, also the rolled-back one (catalog_partitions.reserved_offset is dumped too; the log end
+-- jumps to it, as a sequence's does after a restart)
 SELECT * FROM pgtopic.produce('dumped', 'after restore', partition => 0);
 SELECT * FROM pgtopic.produce('dumped', 'after restore', partition => 1);
 -- a new topic gets a new id (the id sequence was dumped too)

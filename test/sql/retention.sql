@@ -53,3 +53,16 @@ BEGIN;
 SELECT * FROM pgtopic.produce('ret', 'open');
 SELECT last_stable_offset FROM pgtopic.partitions WHERE topic = 'ret';
 ROLLBACK;
+
+-- the durable bounds: retention recorded the log start of each partition it dropped segments
+-- of; the reservation covers every offset handed out (also the rolled-back one just now)
+SELECT t.topic, b.log_start_offset, b.reserved_offset >= o.high_watermark AS reserved_covers_log_end
+  FROM pgtopic.catalog_partitions b JOIN pgtopic.catalog_topics t USING (topic_id)
+  JOIN LATERAL pgtopic.partition_offsets(t.topic) o ON o."partition" = b."partition"
+ WHERE t.topic IN ('ret', 'ret-time') ORDER BY 1;
+-- with every segment dropped the log start stays where retention left it
+SELECT pgtopic.create_topic('ret-all', 1, retention_bytes => 1, segment_size => 5);
+SELECT pgtopic.produce_batch('ret-all', array_agg('m' || i)) FROM generate_series(0, 9) AS i;
+SELECT action, segment FROM pgtopic.run_maintenance() WHERE topic = 'ret-all' AND action = 'drop segment' ORDER BY segment;
+SELECT log_start_offset, high_watermark, last_stable_offset FROM pgtopic.partitions WHERE topic = 'ret-all';
+SELECT pgtopic.drop_topic('ret-all');

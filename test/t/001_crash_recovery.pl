@@ -298,12 +298,15 @@ for my $round (1 .. $ROUNDS)
         SELECT n, coalesce(max(msg_offset), -1) FROM generate_series(0, $PARTITIONS - 1) AS n
           LEFT JOIN acks a ON a."partition" = n GROUP BY n});
     # the restart point also respects the highest committed group offset (a group may have
-    # committed a position past rolled-back offsets at the end of the log)
+    # committed a position past rolled-back offsets at the end of the log) and the durable
+    # reservation (offsets handed out before the crash, even to transactions that rolled back)
     my $floor = offsets_by_partition(qq{
         SELECT n, greatest(coalesce(max(s.msg_offset), -1) + 1,
                            coalesce((SELECT max(o.committed_offset) FROM pgtopic.catalog_offsets o
                                        JOIN pgtopic.catalog_groups g USING (group_id)
-                                      WHERE g.topic_id = $topic_id AND o."partition" = n), 0))
+                                      WHERE g.topic_id = $topic_id AND o."partition" = n), 0),
+                           (SELECT b.reserved_offset FROM pgtopic.catalog_partitions b
+                             WHERE b.topic_id = $topic_id AND b."partition" = n))
           FROM generate_series(0, $PARTITIONS - 1) AS n
           LEFT JOIN $storage s ON s."partition" = n GROUP BY n});
     my $hw = offsets_by_partition(
@@ -317,17 +320,22 @@ for my $round (1 .. $ROUNDS)
     {
         cmp_ok($max->{$p}, '>=', $max_ack->{$p}, "round $round: partition $p holds its highest acknowledged offset");
         is($hw->{$p}, $floor->{$p} . ',' . $floor->{$p},
-            "round $round: partition $p high watermark and last stable offset are max(max + 1, committed group offset) after the restart");
+            "round $round: partition $p high watermark and last stable offset are max(max + 1, committed group offset, reservation) after the restart");
         cmp_ok($next->{$p}, '>', $max->{$p}, "round $round: partition $p new offset is above every committed one");
-        is($next->{$p}, $floor->{$p}, "round $round: partition $p continues at max(max + 1, committed group offset)");
+        is($next->{$p}, $floor->{$p}, "round $round: partition $p continues at max(max + 1, committed group offset, reservation)");
     }
 
-    # The group's committed position bounds the offsets from below too.
-    is($node->safe_psql('postgres', qq{SELECT msg_offset FROM pgtopic.produce('$gtopic', 'after the crash')}),
-        '5', "round $round: after the crash the group's topic continues at the committed position 5, not at 3");
+    # The group's committed position bounds the offsets from below too (and so does the
+    # reservation, which covers the rolled-back 3-4 as well).
+    my $gfloor = $node->safe_psql('postgres', qq{
+        SELECT greatest(5, b.reserved_offset) FROM pgtopic.catalog_partitions b
+          JOIN pgtopic.catalog_topics t USING (topic_id) WHERE t.topic = '$gtopic'});
+    my $gnext = $node->safe_psql('postgres', qq{SELECT msg_offset FROM pgtopic.produce('$gtopic', 'after the crash')});
+    cmp_ok($gnext, '>=', 5, "round $round: after the crash the group's topic continues at or above the committed position 5, not at 3");
+    is($gnext, $gfloor, "round $round: ... at max(committed position, reservation)");
     is($node->safe_psql('postgres', qq{
         SELECT string_agg(msg_offset || ':' || convert_from(value, 'UTF8'), ',') FROM pgtopic.consume('$gtopic', 'g', 100)}),
-        '5:after the crash', "round $round: the group receives the first message produced after the crash");
+        "$gnext:after the crash", "round $round: the group receives the first message produced after the crash");
 
     # (3) producing keeps working: one produce and one batch, readable at once.
     my $after = $node->safe_psql('postgres', q{
