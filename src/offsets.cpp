@@ -612,7 +612,17 @@ void note_listener()
         return;
     before_shmem_exit(forget_listener, Datum(0));
     this_backend_listens = true;
-    pg_atomic_fetch_add_u32(&shared->listeners, 1);
+    if (pg_atomic_fetch_add_u32(&shared->listeners, 1) != 0)
+        return;
+    // The first listener: commits made while nobody listened are not news to it. Mark them as
+    // notified (the worker writes `notified` only under the lock in shared mode).
+    LWLockAcquire(shared->hash_lock, LW_EXCLUSIVE);
+    HASH_SEQ_STATUS status;
+    hash_seq_init(&status, partition_hash);
+    while (auto *ps = static_cast<PartitionState *>(hash_seq_search(&status)))
+        if (ps->key.partition == TOPIC_ENTRY)
+            ps->notified = pg_atomic_read_u64(&ps->commits);
+    LWLockRelease(shared->hash_lock);
 }
 
 bool listeners_present()

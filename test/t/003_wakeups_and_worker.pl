@@ -94,9 +94,12 @@ $listener->quit;
 $listener_pid =~ s/\D//g;
 $node->poll_query_until('postgres', "SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $listener_pid")
   or die 'the first listener did not exit';
-$node->safe_psql('postgres', q{SELECT pgtopic.produce('wake', 'nobody listens')});
+$node->safe_psql('postgres', q{SELECT pgtopic.create_topic('stale'); SELECT pgtopic.produce('stale', 'nobody listens')});
 $listener = $node->background_psql('postgres');
 $listener->query_safe(q{DO $$ BEGIN EXECUTE 'LISTEN pgtopic'; END $$});
+usleep(300_000);
+$heard = $listener->query_safe('SELECT 1');
+unlike($heard, qr/payload "stale"/, 'a first listener gets no notification for commits made while nobody listened');
 $node->safe_psql('postgres', q{SELECT pgtopic.produce('wake', 'ping again')});
 $heard = '';
 for (1 .. 50) {
@@ -106,6 +109,7 @@ for (1 .. 50) {
 }
 like($heard, qr/Asynchronous notification "pgtopic" with payload "wake" received/,
      'a listener that joins after the last one left (LISTEN from PL/pgSQL) hears the next commit');
+unlike($heard, qr/payload "stale"/, 'and only that one');
 $listener->quit;
 is($node->safe_psql('postgres', 'SELECT count(*) FROM public.hostile_calls'), '0',
    'the worker never called a function planted in public');
