@@ -12,7 +12,10 @@ OBJS = \
 	src/segments.o \
 	src/produce.o \
 	src/fetch.o \
-	src/groups.o \
+	src/group_coordinator.o \
+	src/group_assign.o \
+	src/group_positions.o \
+	src/group_sql.o \
 	src/maintenance.o \
 	src/privileges.o
 

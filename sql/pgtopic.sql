@@ -29,7 +29,7 @@ CREATE TABLE pgtopic.catalog_topics (
 ALTER SEQUENCE pgtopic.topic_id_seq OWNED BY pgtopic.catalog_topics.topic_id;
 COMMENT ON TABLE pgtopic.catalog_topics IS 'pgtopic catalog: one row per topic';
 
--- Consumer groups: one row per (topic, group name); the id keys the group's advisory locks.
+-- Consumer groups: one row per (topic, group name); the id keys the members' anchor locks.
 CREATE SEQUENCE pgtopic.group_id_seq AS integer;
 CREATE TABLE pgtopic.catalog_groups (
     group_id   integer     NOT NULL DEFAULT nextval('pgtopic.group_id_seq') PRIMARY KEY,
@@ -163,7 +163,7 @@ CREATE FUNCTION pgtopic.revoke_topic(topic text, role text, privilege text) RETU
 CREATE FUNCTION pgtopic.has_topic_privilege(topic text, privilege text) RETURNS boolean
     AS 'MODULE_PATHNAME', 'pgtopic_has_topic_privilege' LANGUAGE C STABLE PARALLEL UNSAFE;
 
--- Consumer groups (src/groups.cpp). consume joins the group on first call, first commits what
+-- Consumer groups (src/group_*.cpp). consume joins the group on first call, first commits what
 -- this session's previous call handed out, rebalances, then returns messages of the partitions
 -- this session owns.
 CREATE FUNCTION pgtopic.consume(topic text, group_name text, max_messages integer DEFAULT 100,
@@ -185,9 +185,12 @@ CREATE FUNCTION pgtopic.seek(topic text, group_name text, "partition" integer, t
 CREATE FUNCTION pgtopic.offset_for_time(topic text, "partition" integer, ts timestamptz) RETURNS bigint
     AS 'MODULE_PATHNAME', 'pgtopic_offset_for_time' LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
--- Internal: this database's group memberships from shared memory.
+-- Internal: this database's group members from the group coordinator's shared memory, with the
+-- partitions each owns.
 CREATE FUNCTION pgtopic._members()
-    RETURNS TABLE (pid integer, group_id integer, joined_at timestamptz, last_poll timestamptz)
+    RETURNS TABLE (pid integer, group_id integer, joined_at timestamptz, last_poll timestamptz,
+                   member_id text, kind text, partitions integer[], generation bigint,
+                   lease_expiry timestamptz, client_id text)
     AS 'MODULE_PATHNAME', 'pgtopic_members' LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 -- Internal: open producer transactions holding back partitions' last stable offsets.
@@ -481,16 +484,12 @@ BEGIN
     PERFORM pgtopic._seek_each(topic, group_name, "partition", 'time', ts);
 END $$;
 
--- Advisory locks of pgtopic's key spaces (pg_locks.objsubid): 29697 segment DDL,
--- 29698 group membership (classid = group_id), 29699 partition ownership (classid = group_id,
--- objid = partition).
+-- Advisory locks of pgtopic's key spaces (pg_locks.objsubid): 29697 segment DDL, 29698 a session
+-- member's anchor (classid = group_id, objid = its member slot). Partition ownership lives in the
+-- group coordinator's shared memory (pgtopic._members()).
 CREATE VIEW pgtopic.group_members AS
 SELECT g.group_name, t.topic, m.pid, a.application_name, a.client_addr, m.joined_at, m.last_poll,
-       ARRAY(SELECT l.objid::integer FROM pg_catalog.pg_locks l
-              WHERE l.locktype = 'advisory' AND l.objsubid = 29699 AND l.granted
-                AND l.database = (SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = current_database())
-                AND l.classid = g.group_id::oid AND l.pid = m.pid
-              ORDER BY 1) AS partitions
+       m.partitions, m.member_id, m.kind, m.generation, m.lease_expiry
   FROM pgtopic._members() m
   JOIN pgtopic.catalog_groups g ON g.group_id = m.group_id
   JOIN pgtopic._visible_topics t ON t.topic_id = g.topic_id
@@ -500,18 +499,15 @@ CREATE VIEW pgtopic.consumer_lag AS
 SELECT g.group_name, t.topic, o."partition", c.committed_offset, o.log_start_offset, o.high_watermark,
        o.last_stable_offset,
        greatest(o.last_stable_offset - greatest(coalesce(c.committed_offset, o.log_start_offset), o.log_start_offset), 0) AS lag,
-       c.committed_at, l.pid AS owner_pid, a.application_name AS owner_application, a.client_addr AS owner_address,
-       m.joined_at AS owner_since, m.last_poll AS owner_last_poll
+       c.committed_at, m.pid AS owner_pid, a.application_name AS owner_application, a.client_addr AS owner_address,
+       m.joined_at AS owner_since, m.last_poll AS owner_last_poll, m.member_id AS owner_member_id
   FROM pgtopic.catalog_groups g
   JOIN pgtopic._visible_topics t ON t.topic_id = g.topic_id
   CROSS JOIN LATERAL pgtopic.partition_offsets(t.topic) o
   LEFT JOIN pgtopic.catalog_offsets c ON c.group_id = g.group_id AND c."partition" = o."partition"
-  LEFT JOIN pg_catalog.pg_locks l
-         ON l.locktype = 'advisory' AND l.objsubid = 29699 AND l.granted
-        AND l.database = (SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = current_database())
-        AND l.classid = g.group_id::oid AND l.objid = o."partition"::oid
-  LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
-  LEFT JOIN pgtopic._members() m ON m.pid = l.pid AND m.group_id = g.group_id;
+  LEFT JOIN (SELECT mm.*, p.p FROM pgtopic._members() mm, unnest(mm.partitions) AS p(p)) m
+         ON m.group_id = g.group_id AND m.p = o."partition"
+  LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = m.pid;
 
 -- Which open producer transaction holds each partition's last stable offset back.
 CREATE VIEW pgtopic.lso_holders AS

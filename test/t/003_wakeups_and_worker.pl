@@ -140,16 +140,22 @@ ok($node->poll_query_until('postgres',
 is($node->safe_psql('postgres', q{SELECT count(*) FROM pgtopic.fetch('short', 0, 0, 100)}), '5',
    'the active segment stays');
 
-# max poll interval: a member that owns partitions and stops polling is terminated by the worker
-my $sleepy = $node->background_psql('postgres');
+# max poll interval: a member that owns partitions and stops polling is fenced, not terminated,
+# once another member needs its partitions: they go to the member that polls, the idle session
+# lives on, and its next commit is rejected.
+my $sleepy = $node->background_psql('postgres', on_error_stop => 0);
 $sleepy->query_safe(q{SELECT count(*) FROM pgtopic.consume('ahead', 'sleepy', 1)});
 my $sleepy_pid = $sleepy->query_safe('SELECT pg_backend_pid()');
 $sleepy_pid =~ s/\D//g;
-ok($node->poll_query_until('postgres', "SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $sleepy_pid"),
-    'the worker terminates a member that stopped polling for max_poll_interval');
-is($node->safe_psql('postgres',
-    q{SELECT count(*) FROM pgtopic.consumer_lag WHERE group_name = 'sleepy' AND owner_pid IS NOT NULL}),
-   '0', 'its partitions are free for the other members');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM pgtopic.consume('ahead', 'sleepy', 100)}), '0',
+   'within max_poll_interval the idle member keeps its partition');
+sleep(4);
+is($node->safe_psql('postgres', q{SELECT count(*) FROM pgtopic.consume('ahead', 'sleepy', 100)}), '30',
+   'after it, the member that polls takes the partition (from the committed offset: at least once)');
+is($node->safe_psql('postgres', "SELECT count(*) FROM pg_stat_activity WHERE pid = $sleepy_pid"), '1',
+   'the idle member\'s session is not terminated');
+$sleepy->query(q{SELECT pgtopic.commit('ahead', 'sleepy')});
+like($sleepy->{stderr}, qr/no longer in group "sleepy"/, 'its next commit is rejected (fenced)');
 eval { $sleepy->quit; };
 
 $node->stop;
