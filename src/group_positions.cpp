@@ -97,6 +97,13 @@ List<Delivery> deliveries;
 constexpr int RUN_STACK_MAX = 256;
 const QueryDesc *run_stack[RUN_STACK_MAX];
 int run_depth = 0;
+// Executors started and not ended yet (an open cursor's among them), while deliveries are open.
+struct ActiveQuery {
+    const QueryDesc *query;
+    SubTransactionId subid;
+};
+List<ActiveQuery> active_queries;
+ExecutorStart_hook_type prev_executor_start = nullptr;
 ExecutorRun_hook_type prev_executor_run = nullptr;
 ExecutorEnd_hook_type prev_executor_end = nullptr;
 
@@ -105,6 +112,7 @@ void reset_xact_state()
     saves = List<Save>{};
     releases = List<Release>{};
     deliveries = List<Delivery>{};
+    active_queries = List<ActiveQuery>{};
     if (xact_context != nullptr)
         MemoryContextReset(xact_context);
 }
@@ -254,7 +262,11 @@ void subxact_callback(SubXactEvent event, SubTransactionId subid, SubTransaction
     }
     if (event != SUBXACT_EVENT_ABORT_SUB)
         return;
-    // ExecutorRun frames of the aborted subtransaction are gone (their hook's PG_FINALLY ran).
+    // ExecutorRun frames of the aborted subtransaction are gone (their hook's PG_FINALLY ran);
+    // its executors never reach ExecutorEnd.
+    for (int i = 0; i < active_queries.n; i++)
+        if (active_queries.items[i].subid == subid)
+            active_queries.items[i].query = nullptr;
     for (int i = 0; i < deliveries.n; i++)
         if (deliveries.items[i].subid == subid)
             deliveries.items[i].open = false;  // never read: positions stay where they were
@@ -380,6 +392,15 @@ void apply_delivery(Delivery &d, int64 read)
     LWLockRelease(coordinator_lock());
 }
 
+void executor_start(QueryDesc *query, int eflags)
+{
+    if (prev_executor_start)
+        prev_executor_start(query, eflags);
+    else
+        standard_ExecutorStart(query, eflags);
+    active_queries.push() = ActiveQuery{query, GetCurrentSubTransactionId()};
+}
+
 void executor_run(QueryDesc *query, ScanDirection direction, uint64 count, bool execute_once)
 {
     int depth = run_depth;
@@ -402,6 +423,9 @@ void executor_run(QueryDesc *query, ScanDirection direction, uint64 count, bool 
 
 void executor_end(QueryDesc *query)
 {
+    for (int i = active_queries.n - 1; i >= 0; i--)
+        if (active_queries.items[i].query == query || active_queries.items[i].query == nullptr)
+            active_queries.items[i] = active_queries.items[--active_queries.n];
     for (int i = 0; i < deliveries.n; i++) {
         Delivery &d = deliveries.items[i];
         if (!d.open)
@@ -431,8 +455,8 @@ void settle_deliveries(const Membership &m, bool error_if_open)
         if (!d.open || d.member.slot != m.member.slot || d.member.serial != m.member.serial)
             continue;
         bool live = false;
-        for (int k = 0; k < Min(run_depth, RUN_STACK_MAX) && !live; k++)
-            live = store_in_plan(run_stack[k], d.store);
+        for (int k = 0; k < active_queries.n && !live; k++)
+            live = store_in_plan(active_queries.items[k].query, d.store);
         if (!live) {
             apply_delivery(d, d.n_rows);
             continue;
@@ -581,6 +605,9 @@ int32 group_id_for(const Topic &topic, text *group_name, bool *created)
 
 void groups_positions_init()
 {
+    xact_context = AllocSetContextCreate(TopMemoryContext, "pgtopic group transaction", ALLOCSET_SMALL_SIZES);
+    prev_executor_start = ExecutorStart_hook;
+    ExecutorStart_hook = executor_start;
     prev_executor_run = ExecutorRun_hook;
     ExecutorRun_hook = executor_run;
     prev_executor_end = ExecutorEnd_hook;
@@ -617,7 +644,6 @@ Membership &join_group(const Topic &topic, text *topic_name, text *group_name, c
 {
     if (groups_context == nullptr) {
         groups_context = AllocSetContextCreate(TopMemoryContext, "pgtopic groups", ALLOCSET_SMALL_SIZES);
-        xact_context = AllocSetContextCreate(TopMemoryContext, "pgtopic group transaction", ALLOCSET_SMALL_SIZES);
     }
     if (!exit_callback_registered) {
         before_shmem_exit(exit_callback, 0);
