@@ -47,3 +47,55 @@ SELECT g.group_name, t.topic, o."partition", c.committed_offset, o.log_start_off
 GRANT SELECT ON pgtopic.consumer_lag, pgtopic.group_members TO pgtopic_admin, pgtopic_producer, pgtopic_consumer;
 REVOKE ALL ON FUNCTION pgtopic._members() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION pgtopic._members() TO pgtopic_admin, pgtopic_producer, pgtopic_consumer;
+
+------------------------------------------------------------------------------
+-- Consumer groups: member_id leases (connection poolers) on consume, commit, leave and seek;
+-- consume_text and consume_json in C, returning an unconvertible value as NULL with error and
+-- raw instead of failing the call (issue 12).
+------------------------------------------------------------------------------
+DROP FUNCTION pgtopic.consume_text(text, text, integer, integer);
+DROP FUNCTION pgtopic.consume_json(text, text, integer, integer);
+DROP FUNCTION pgtopic.consume(text, text, integer, integer);
+DROP FUNCTION pgtopic.commit(text, text);
+DROP FUNCTION pgtopic.leave(text, text);
+DROP FUNCTION pgtopic.seek(text, text, integer, bigint);
+
+CREATE FUNCTION pgtopic.consume(topic text, group_name text, max_messages integer DEFAULT 100,
+                                wait_ms integer DEFAULT 0, member_id text DEFAULT NULL)
+    RETURNS TABLE ("partition" integer, msg_offset bigint, key text, value bytea,
+                   headers jsonb, produced_at timestamptz)
+    AS 'MODULE_PATHNAME', 'pgtopic_consume' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION pgtopic.commit(topic text, group_name text, member_id text DEFAULT NULL) RETURNS void
+    AS 'MODULE_PATHNAME', 'pgtopic_commit' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION pgtopic.leave(topic text, group_name text, member_id text DEFAULT NULL) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'pgtopic_leave' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION pgtopic.seek(topic text, group_name text, "partition" integer, to_offset bigint,
+                             member_id text DEFAULT NULL) RETURNS void
+    AS 'MODULE_PATHNAME', 'pgtopic_seek' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+-- consume with the value as text (in the database encoding) / as jsonb: no casts needed in SQL.
+-- A value that does not convert comes back as value NULL, with the reason in error and the
+-- bytes in raw (a poison message never blocks the group, and is never dropped silently).
+CREATE FUNCTION pgtopic.consume_text(topic text, group_name text, max_messages integer DEFAULT 100,
+                                     wait_ms integer DEFAULT 0, member_id text DEFAULT NULL)
+    RETURNS TABLE ("partition" integer, msg_offset bigint, key text, value text,
+                   headers jsonb, produced_at timestamptz, error text, raw bytea)
+    AS 'MODULE_PATHNAME', 'pgtopic_consume_text' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION pgtopic.consume_json(topic text, group_name text, max_messages integer DEFAULT 100,
+                                     wait_ms integer DEFAULT 0, member_id text DEFAULT NULL)
+    RETURNS TABLE ("partition" integer, msg_offset bigint, key text, value jsonb,
+                   headers jsonb, produced_at timestamptz, error text, raw bytea)
+    AS 'MODULE_PATHNAME', 'pgtopic_consume_json' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+REVOKE ALL ON FUNCTION pgtopic.consume(text, text, integer, integer, text), pgtopic.commit(text, text, text),
+    pgtopic.leave(text, text, text), pgtopic.seek(text, text, integer, bigint, text),
+    pgtopic.consume_text(text, text, integer, integer, text), pgtopic.consume_json(text, text, integer, integer, text)
+   FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pgtopic.consume(text, text, integer, integer, text), pgtopic.commit(text, text, text),
+    pgtopic.leave(text, text, text), pgtopic.seek(text, text, integer, bigint, text),
+    pgtopic.consume_text(text, text, integer, integer, text), pgtopic.consume_json(text, text, integer, integer, text)
+   TO pgtopic_admin, pgtopic_consumer;

@@ -167,18 +167,19 @@ CREATE FUNCTION pgtopic.has_topic_privilege(topic text, privilege text) RETURNS 
 -- this session's previous call handed out, rebalances, then returns messages of the partitions
 -- this session owns.
 CREATE FUNCTION pgtopic.consume(topic text, group_name text, max_messages integer DEFAULT 100,
-                                wait_ms integer DEFAULT 0)
+                                wait_ms integer DEFAULT 0, member_id text DEFAULT NULL)
     RETURNS TABLE ("partition" integer, msg_offset bigint, key text, value bytea,
                    headers jsonb, produced_at timestamptz)
     AS 'MODULE_PATHNAME', 'pgtopic_consume' LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
-CREATE FUNCTION pgtopic.commit(topic text, group_name text) RETURNS void
+CREATE FUNCTION pgtopic.commit(topic text, group_name text, member_id text DEFAULT NULL) RETURNS void
     AS 'MODULE_PATHNAME', 'pgtopic_commit' LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
-CREATE FUNCTION pgtopic.leave(topic text, group_name text) RETURNS boolean
+CREATE FUNCTION pgtopic.leave(topic text, group_name text, member_id text DEFAULT NULL) RETURNS boolean
     AS 'MODULE_PATHNAME', 'pgtopic_leave' LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
-CREATE FUNCTION pgtopic.seek(topic text, group_name text, "partition" integer, to_offset bigint) RETURNS void
+CREATE FUNCTION pgtopic.seek(topic text, group_name text, "partition" integer, to_offset bigint,
+                             member_id text DEFAULT NULL) RETURNS void
     AS 'MODULE_PATHNAME', 'pgtopic_seek' LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 -- Kafka's offsetsForTimes: first offset produced at or after ts (else the last stable offset).
@@ -422,23 +423,19 @@ SELECT t.topic, o."partition", o.log_start_offset, o.high_watermark, o.last_stab
 ------------------------------------------------------------------------------
 
 -- consume with the value as text (in the database encoding) / as jsonb: no casts needed in SQL.
+-- A value that does not convert comes back as value NULL, with the reason in error and the
+-- bytes in raw (a poison message never blocks the group, and is never dropped silently).
 CREATE FUNCTION pgtopic.consume_text(topic text, group_name text, max_messages integer DEFAULT 100,
-                                     wait_ms integer DEFAULT 0)
+                                     wait_ms integer DEFAULT 0, member_id text DEFAULT NULL)
     RETURNS TABLE ("partition" integer, msg_offset bigint, key text, value text,
-                   headers jsonb, produced_at timestamptz)
-LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT c."partition", c.msg_offset, c.key, convert_from(c.value, getdatabaseencoding()), c.headers, c.produced_at
-      FROM pgtopic.consume(topic, group_name, max_messages, wait_ms) AS c
-$$;
+                   headers jsonb, produced_at timestamptz, error text, raw bytea)
+    AS 'MODULE_PATHNAME', 'pgtopic_consume_text' LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 CREATE FUNCTION pgtopic.consume_json(topic text, group_name text, max_messages integer DEFAULT 100,
-                                     wait_ms integer DEFAULT 0)
+                                     wait_ms integer DEFAULT 0, member_id text DEFAULT NULL)
     RETURNS TABLE ("partition" integer, msg_offset bigint, key text, value jsonb,
-                   headers jsonb, produced_at timestamptz)
-LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT c."partition", c.msg_offset, c.key, convert_from(c.value, getdatabaseencoding())::jsonb, c.headers, c.produced_at
-      FROM pgtopic.consume(topic, group_name, max_messages, wait_ms) AS c
-$$;
+                   headers jsonb, produced_at timestamptz, error text, raw bytea)
+    AS 'MODULE_PATHNAME', 'pgtopic_consume_json' LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 -- Kafka's seekToBeginning / seekToEnd / offsetsForTimes for a group: one partition, or all
 -- (partition => NULL). Each partition is moved with seek(), so the same ownership rules apply.
@@ -609,9 +606,9 @@ GRANT EXECUTE ON FUNCTION
    TO pgtopic_admin, pgtopic_producer;
 
 GRANT EXECUTE ON FUNCTION
-    pgtopic.fetch(text, integer, bigint, integer), pgtopic.consume(text, text, integer, integer),
-    pgtopic.consume_text(text, text, integer, integer), pgtopic.consume_json(text, text, integer, integer),
-    pgtopic.commit(text, text), pgtopic.leave(text, text), pgtopic.seek(text, text, integer, bigint),
+    pgtopic.fetch(text, integer, bigint, integer), pgtopic.consume(text, text, integer, integer, text),
+    pgtopic.consume_text(text, text, integer, integer, text), pgtopic.consume_json(text, text, integer, integer, text),
+    pgtopic.commit(text, text, text), pgtopic.leave(text, text, text), pgtopic.seek(text, text, integer, bigint, text),
     pgtopic.seek_to_beginning(text, text, integer), pgtopic.seek_to_end(text, text, integer),
     pgtopic.seek_to_time(text, text, timestamptz, integer),
     pgtopic.offset_for_time(text, integer, timestamptz),

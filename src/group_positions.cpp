@@ -699,8 +699,16 @@ Membership &join_group(const Topic &topic, text *topic_name, text *group_name, c
                 slot = &candidate;
                 break;
             }
-        if (slot == nullptr && attempt == 0)
+        if (slot == nullptr && attempt == 0) {
             drop_stale_memberships();
+            // A lease member's entry is only a cache (its state is in shared memory): evictable.
+            for (Membership &candidate : memberships)
+                if (slot == nullptr && candidate.in_use && candidate.member_id[0] != '\0' &&
+                    !candidate.created_in_xact) {
+                    candidate = Membership{};
+                    slot = &candidate;
+                }
+        }
     }
     if (slot == nullptr)
         ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
@@ -1052,7 +1060,7 @@ void require_no_open_delivery(const Membership &m)
     settle_deliveries(m, true);
 }
 
-int64 read_owned(Membership &m, const Topic &topic, int64 max_messages, ReturnSetInfo *rsinfo, bool, bool)
+int64 read_owned(Membership &m, const Topic &topic, int64 max_messages, ReturnSetInfo *rsinfo, Tuplestorestate *result)
 {
     OwnedCopy *owned = static_cast<OwnedCopy *>(palloc(sizeof(OwnedCopy) * Max(topic.partitions, 1)));
     int n = owned_copy(m, owned);
@@ -1060,7 +1068,7 @@ int64 read_owned(Membership &m, const Topic &topic, int64 max_messages, ReturnSe
     d.open = true;
     d.subid = GetCurrentSubTransactionId();
     d.query = running_query();
-    d.store = rsinfo->setResult;
+    d.store = result;
     d.group_slot = m.group_slot;
     d.member = m.member;
     d.row_part = static_cast<int32 *>(MemoryContextAlloc(xact_context, sizeof(int32) * Max(max_messages, 1)));

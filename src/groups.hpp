@@ -146,9 +146,10 @@ void commit_positions(Membership &m, bool explicit_commit);
 // Rebalances, then reads committed offsets of owned partitions whose position is unknown.
 void assign_and_load(Membership &m, const Topic &topic);
 // Reads up to max_messages from the owned partitions into rsinfo; registers the rows as a
-// delivery whose positions advance by what the caller actually reads (see group_positions.cpp).
-int64 read_owned(Membership &m, const Topic &topic, int64 max_messages, ReturnSetInfo *rsinfo, bool as_text,
-                 bool as_json);
+// delivery whose positions advance by what the caller actually reads from `result` (the
+// caller's tuplestore: rsinfo's, or one the rows are converted into, row for row).
+int64 read_owned(Membership &m, const Topic &topic, int64 max_messages, ReturnSetInfo *rsinfo,
+                 Tuplestorestate *result);
 // True if an owned partition has a message at or after its position (or a position to load).
 bool messages_available(Membership &m, const Topic &topic, TupleDesc desc);
 // Deliveries of this membership still being read (a cursor): 55000.

@@ -212,3 +212,32 @@ SELECT count(*) FROM pgtopic.group_members WHERE topic = 'sp';
 SELECT pgtopic.create_topic('sp', 1);
 SELECT pgtopic.produce_batch('sp', ARRAY['new0', 'new1']);
 SELECT msg_offset, value FROM pgtopic.consume_text('sp', 'g', 10);
+
+-- poison messages: a value that does not convert comes back as NULL with the reason and the raw
+-- bytes, and the group moves on (nothing is skipped silently)
+SELECT pgtopic.create_topic('poison', 1);
+SELECT pgtopic.produce('poison', '{"ok": 1}'::jsonb);
+SELECT pgtopic.produce('poison', 'not json'::text);
+SELECT pgtopic.produce('poison', '\x6100ff'::bytea);
+SELECT pgtopic.produce('poison', '{"ok": 2}'::jsonb);
+SELECT msg_offset, value, error, raw FROM pgtopic.consume_json('poison', 'j', 10);
+SELECT count(*) FROM pgtopic.consume_json('poison', 'j', 10);
+SELECT msg_offset, value, error, raw FROM pgtopic.consume_text('poison', 't', 10);
+
+-- member_id: a member held by a lease (pgtopic.session_timeout), not by the session
+SELECT msg_offset FROM pgtopic.consume('lim', 'leased', 3, member_id => 'm-1');
+SELECT member_id, kind, lease_expiry > now() AS leased, partitions FROM pgtopic.group_members WHERE group_name = 'leased';
+-- the session is another member (it gets nothing: m-1 owns the only partition)
+SELECT count(*) FROM pgtopic.consume('lim', 'leased', 3);
+SELECT pgtopic.commit('lim', 'leased', member_id => 'm-1');
+SELECT "partition", committed_offset, owner_member_id FROM pgtopic.consumer_lag WHERE group_name = 'leased';
+SELECT pgtopic.commit('lim', 'leased', member_id => 'never-consumed');
+SELECT pgtopic.seek('lim', 'leased', 0, 0);
+SELECT pgtopic.seek('lim', 'leased', 0, 1, member_id => 'm-1');
+SELECT msg_offset FROM pgtopic.consume('lim', 'leased', 2, member_id => 'm-1');
+SELECT pgtopic.leave('lim', 'leased', member_id => 'm-1');
+SELECT pgtopic.leave('lim', 'leased', member_id => 'm-1');
+SELECT pgtopic.leave('lim', 'leased');
+SELECT count(*) FROM pgtopic.group_members WHERE group_name = 'leased';
+SELECT count(*) FROM pgtopic.consume('lim', 'leased', 3, member_id => '');
+SELECT count(*) FROM pgtopic.consume('lim', 'leased', 3, member_id => repeat('x', 129));
