@@ -99,3 +99,21 @@ GRANT EXECUTE ON FUNCTION pgtopic.consume(text, text, integer, integer, text), p
     pgtopic.leave(text, text, text), pgtopic.seek(text, text, integer, bigint, text),
     pgtopic.consume_text(text, text, integer, integer, text), pgtopic.consume_json(text, text, integer, integer, text)
    TO pgtopic_admin, pgtopic_consumer;
+
+------------------------------------------------------------------------------
+-- Consumer groups: joining never waits for another session's uncommitted group row (issue 12):
+-- catalog_offsets loses its foreign key to catalog_groups; a trigger deletes a group's offsets.
+------------------------------------------------------------------------------
+ALTER TABLE pgtopic.catalog_offsets DROP CONSTRAINT catalog_offsets_group_id_fkey;
+-- Offsets go with their group: a trigger, not a foreign key, so a member may write offsets of a
+-- group whose row another member's open transaction is still creating (joining never waits for
+-- another session's transaction).
+CREATE FUNCTION pgtopic._group_deleted() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    DELETE FROM pgtopic.catalog_offsets o WHERE o.group_id = OLD.group_id;
+    RETURN OLD;
+END $$;
+CREATE TRIGGER group_deleted AFTER DELETE ON pgtopic.catalog_groups
+    FOR EACH ROW EXECUTE FUNCTION pgtopic._group_deleted();
+REVOKE ALL ON FUNCTION pgtopic._group_deleted() FROM PUBLIC;

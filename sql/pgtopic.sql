@@ -42,14 +42,27 @@ ALTER SEQUENCE pgtopic.group_id_seq OWNED BY pgtopic.catalog_groups.group_id;
 COMMENT ON TABLE pgtopic.catalog_groups IS 'pgtopic catalog: one row per consumer group and topic';
 
 -- Committed offsets: the next offset the group reads on a partition (NULL: nothing committed yet).
+-- group_id: a pgtopic.catalog_groups row (see _group_deleted below).
 CREATE TABLE pgtopic.catalog_offsets (
-    group_id         integer NOT NULL REFERENCES pgtopic.catalog_groups ON DELETE CASCADE,
+    group_id         integer NOT NULL,
     "partition"      integer NOT NULL CHECK ("partition" >= 0),
     committed_offset bigint  CHECK (committed_offset >= 0),
     committed_at     timestamptz,
     PRIMARY KEY (group_id, "partition")
 );
 COMMENT ON TABLE pgtopic.catalog_offsets IS 'pgtopic catalog: committed offset per consumer group and partition';
+
+-- Offsets go with their group: a trigger, not a foreign key, so a member may write offsets of a
+-- group whose row another member's open transaction is still creating (joining never waits for
+-- another session's transaction).
+CREATE FUNCTION pgtopic._group_deleted() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    DELETE FROM pgtopic.catalog_offsets o WHERE o.group_id = OLD.group_id;
+    RETURN OLD;
+END $$;
+CREATE TRIGGER group_deleted AFTER DELETE ON pgtopic.catalog_groups
+    FOR EACH ROW EXECUTE FUNCTION pgtopic._group_deleted();
 
 -- Rights on one topic (grant_topic / revoke_topic). pgtopic_admin has every right on every topic.
 CREATE TABLE pgtopic.catalog_grants (

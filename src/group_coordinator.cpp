@@ -125,14 +125,25 @@ LOCKTAG member_anchor_tag(int32 group_id, int32 member_slot)
     return tag;
 }
 
-int32 coordinator_find_group(Oid database, int32 topic_id, const char *name)
+int32 coordinator_find_group(const Topic &topic, const char *name)
 {
     for (int i = 0; i < max_groups; i++) {
         const GroupSlot &g = groups[i];
-        if (g.in_use && g.database == database && g.topic_id == topic_id && strcmp(g.name, name) == 0)
+        if (g.in_use && g.database == MyDatabaseId && g.topic_id == topic.id && g.topic_root == topic.root_relid &&
+            strcmp(g.name, name) == 0)
             return i;
     }
     return -1;
+}
+
+void coordinator_forget_topic(Oid database, Oid topic_root)
+{
+    LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+    for (int i = 0; i < max_groups; i++)
+        while (groups[i].in_use && groups[i].database == database && groups[i].topic_root == topic_root &&
+               groups[i].first_member >= 0)
+            coordinator_remove_member(groups[i].first_member);
+    LWLockRelease(shared->lock);
 }
 
 MemberRef coordinator_find_lease(int32 group_slot, const char *member_id)
@@ -166,11 +177,12 @@ void coordinator_resize(int32 group_slot, int32 n)
     g.generation++;
 }
 
-MemberRef coordinator_add_member(Oid database, int32 topic_id, int32 group_id, const char *name,
-                                 int32 n_partitions, MemberKind kind, const char *member_id)
+MemberRef coordinator_add_member(const Topic &topic, int32 group_id, const char *name, MemberKind kind,
+                                 const char *member_id)
 {
-    int32 gs = coordinator_find_group(database, topic_id, name);
-    if (gs >= 0 && groups[gs].group_id != group_id) {
+    const int32 n_partitions = topic.partitions;
+    int32 gs = coordinator_find_group(topic, name);
+    if (gs >= 0 && group_id != 0 && groups[gs].group_id != 0 && groups[gs].group_id != group_id) {
         // The group row was made again (dropped with its topic's rows, a rolled-back creation):
         // the old slot's members belong to a group that is gone.
         while (groups[gs].in_use && groups[gs].first_member >= 0)
@@ -195,8 +207,9 @@ MemberRef coordinator_add_member(Oid database, int32 topic_id, int32 group_id, c
         GroupSlot &g = groups[gs];
         g = GroupSlot{};
         g.in_use = true;
-        g.database = database;
-        g.topic_id = topic_id;
+        g.database = MyDatabaseId;
+        g.topic_id = topic.id;
+        g.topic_root = topic.root_relid;
         g.group_id = group_id;
         strlcpy(g.name, name, sizeof g.name);
         g.generation = 1;

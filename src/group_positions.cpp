@@ -92,6 +92,7 @@ struct List {
 List<Save> saves;
 List<Release> releases;
 List<Delivery> deliveries;
+List<Oid> dropped_topics;  // storage tables of topics this transaction dropped
 
 // ExecutorRun nesting: the query whose run is in progress when consume is called.
 constexpr int RUN_STACK_MAX = 256;
@@ -113,15 +114,16 @@ void reset_xact_state()
     releases = List<Release>{};
     deliveries = List<Delivery>{};
     active_queries = List<ActiveQuery>{};
+    dropped_topics = List<Oid>{};
     if (xact_context != nullptr)
         MemoryContextReset(xact_context);
 }
 
-bool same_name(const Membership &m, int32 topic_id, text *group_name, const char *member_id)
+bool same_name(const Membership &m, const Topic &topic, text *group_name, const char *member_id)
 {
     int len = VARSIZE_ANY_EXHDR(group_name);
     const char *mid = member_id != nullptr ? member_id : "";
-    return m.in_use && m.database == MyDatabaseId && m.topic_id == topic_id &&
+    return m.in_use && m.database == MyDatabaseId && m.topic_id == topic.id && m.topic_root == topic.root_relid &&
            static_cast<int>(strlen(m.group_name)) == len && memcmp(m.group_name, VARDATA_ANY(group_name), len) == 0 &&
            strcmp(m.member_id, mid) == 0;
 }
@@ -179,8 +181,13 @@ void forget_created(bool top, SubTransactionId subid)
 {
     for (Membership &m : memberships)
         if (m.in_use && m.created_in_xact && (top || m.created_in_subxact == subid)) {
-            if (live_member(m.member) != nullptr)
+            MemberSlot *me = live_member(m.member);
+            if (me != nullptr) {
+                GroupSlot *g = group_at(group_slot_of(me));
                 coordinator_remove_member(m.member.slot);
+                if (g->in_use && g->group_id == m.group_id)
+                    g->row_missing = true;  // its other members put the row back at their next call
+            }
             if (m.member_id[0] == '\0') {
                 LOCKTAG tag = member_anchor_tag(m.group_id, m.member.slot);
                 if (LockHeldByMe(&tag, ExclusiveLock))
@@ -233,6 +240,9 @@ void xact_callback(XactEvent event, void *)
         m.created_in_xact = false;
         m.created_in_subxact = InvalidSubTransactionId;
     }
+    if (commit)
+        for (int i = 0; i < dropped_topics.n; i++)
+            coordinator_forget_topic(MyDatabaseId, dropped_topics.items[i]);
     reset_xact_state();
 }
 
@@ -603,6 +613,29 @@ int32 group_id_for(const Topic &topic, text *group_name, bool *created)
     return id;
 }
 
+void groups_forget_topic_at_commit(Oid topic_root)
+{
+    dropped_topics.push() = topic_root;
+}
+
+// leave() of a topic that was dropped: the session's memberships of it go (true if any).
+bool leave_dropped_topic(text *topic_name, text *group_name, const char *member_id)
+{
+    bool any = false;
+    const char *mid = member_id != nullptr ? member_id : "";
+    char topic[TOPIC_NAME_MAX + 1], group[GROUP_NAME_MAX + 1];
+    text_to_cstring_buffer(topic_name, topic, sizeof topic);
+    text_to_cstring_buffer(group_name, group, sizeof group);
+    for (Membership &m : memberships)
+        if (m.in_use && m.database == MyDatabaseId && strcmp(m.topic_name, topic) == 0 &&
+            strcmp(m.group_name, group) == 0 && strcmp(m.member_id, mid) == 0 &&
+            get_rel_name(m.topic_root) == nullptr) {
+            leave_group(m, false);
+            any = true;
+        }
+    return any;
+}
+
 void groups_positions_init()
 {
     xact_context = AllocSetContextCreate(TopMemoryContext, "pgtopic group transaction", ALLOCSET_SMALL_SIZES);
@@ -616,10 +649,10 @@ void groups_positions_init()
     RegisterSubXactCallback(subxact_callback, nullptr);
 }
 
-Membership *find_membership(int32 topic_id, text *group_name, const char *member_id)
+Membership *find_membership(const Topic &topic, text *group_name, const char *member_id)
 {
     for (Membership &m : memberships)
-        if (same_name(m, topic_id, group_name, member_id))
+        if (same_name(m, topic, group_name, member_id))
             return &m;
     return nullptr;
 }
@@ -640,6 +673,71 @@ void drop_stale_memberships()
     }
 }
 
+// The first member of a group new to the coordinator finds (or inserts) its catalog row; on an
+// error it leaves again, so the joiners waiting for the id do not wait for ever.
+int32 first_member_lookup(const Topic &topic, text *group_name, bool *created, MemberRef ref, int32 gs)
+{
+    int32 group_id = 0;
+    PG_TRY();
+    {
+        group_id = group_id_for(topic, group_name, created);
+    }
+    PG_CATCH();
+    {
+        LWLockAcquire(coordinator_lock(), LW_EXCLUSIVE);
+        if (live_member(ref) != nullptr)
+            coordinator_remove_member(ref.slot);  // frees the group if nobody else is in it
+        LWLockRelease(coordinator_lock());
+        PG_RE_THROW();
+    }
+    PG_END_TRY();
+    LWLockAcquire(coordinator_lock(), LW_EXCLUSIVE);
+    if (live_member(ref) != nullptr)
+        group_at(gs)->group_id = group_id;
+    LWLockRelease(coordinator_lock());
+    return group_id;
+}
+
+// The transaction that created the group's row rolled back while other members were in the
+// group: a member puts the row back (same id; in its own transaction, whose rollback marks it
+// missing again).
+void restore_group_row(Membership &m, const Topic &topic)
+{
+    LWLockAcquire(coordinator_lock(), LW_EXCLUSIVE);
+    GroupSlot *g = group_at(m.group_slot);
+    bool missing = g->in_use && g->group_id == m.group_id && g->row_missing;
+    if (missing)
+        g->row_missing = false;
+    LWLockRelease(coordinator_lock());
+    if (!missing)
+        return;
+    PG_TRY();
+    {
+        Oid argtypes[3] = {INT4OID, TEXTOID, INT4OID};
+        Datum values[3] = {Int32GetDatum(m.group_id), CStringGetTextDatum(m.group_name), Int32GetDatum(topic.id)};
+        InternalScope scope = internal_begin();
+        int rc = SPI_execute_with_args("INSERT INTO pgtopic.catalog_groups (group_id, group_name, topic_id) "
+                                       "VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                                       3, argtypes, values, nullptr, false, 0);
+        if (rc != SPI_OK_INSERT)
+            ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not register the consumer group")));
+        if (SPI_processed == 1) {
+            m.created_in_xact = true;
+            m.created_in_subxact = GetCurrentSubTransactionId();
+        }
+        internal_end(scope);
+    }
+    PG_CATCH();
+    {
+        LWLockAcquire(coordinator_lock(), LW_EXCLUSIVE);
+        if (g->in_use && g->group_id == m.group_id)
+            g->row_missing = true;
+        LWLockRelease(coordinator_lock());
+        PG_RE_THROW();
+    }
+    PG_END_TRY();
+}
+
 Membership &join_group(const Topic &topic, text *topic_name, text *group_name, const char *member_id)
 {
     if (groups_context == nullptr) {
@@ -653,14 +751,14 @@ Membership &join_group(const Topic &topic, text *topic_name, text *group_name, c
         ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
                         errmsg("pgtopic consumer groups are not available in this kind of process")));
 
-    Membership *m = find_membership(topic.id, group_name, member_id);
+    Membership *m = find_membership(topic, group_name, member_id);
     if (m != nullptr) {
         LWLockAcquire(coordinator_lock(), LW_EXCLUSIVE);
         MemberSlot *me = live_member(m->member);
         bool ok = me != nullptr && group_slot_of(me) == m->group_slot;
         if (!ok && member_id != nullptr) {
             // Another backend may have made the lease member again: find it by member_id.
-            int32 gs = coordinator_find_group(MyDatabaseId, topic.id, m->group_name);
+            int32 gs = coordinator_find_group(topic, m->group_name);
             MemberRef ref = gs >= 0 ? coordinator_find_lease(gs, member_id) : MemberRef{-1, 0};
             if (ref.slot >= 0 && group_at(gs)->group_id == m->group_id) {
                 m->group_slot = gs;
@@ -686,6 +784,7 @@ Membership &join_group(const Topic &topic, text *topic_name, text *group_name, c
                 if (!LockHeldByMe(&tag, ExclusiveLock))
                     (void) LockAcquire(&tag, ExclusiveLock, true, false);
             }
+            restore_group_row(*m, topic);
             return *m;
         }
         leave_group(*m, false);  // fenced: join again, from the committed offsets
@@ -715,28 +814,42 @@ Membership &join_group(const Topic &topic, text *topic_name, text *group_name, c
                         errmsg("a session may be a member of at most %d consumer groups", MEMBERSHIPS_PER_BACKEND),
                         errhint("Call pgtopic.leave() for groups this session no longer consumes.")));
 
-    bool created = false;
-    int32 group_id = group_id_for(topic, group_name, &created);
     char name[GROUP_NAME_MAX + 1];
     text_to_cstring_buffer(group_name, name, sizeof name);
-
-    LWLockAcquire(coordinator_lock(), LW_EXCLUSIVE);
+    bool created = false;
     MemberRef ref{-1, 0};
-    int32 gs = coordinator_find_group(MyDatabaseId, topic.id, name);
-    if (member_id != nullptr && gs >= 0 && group_at(gs)->group_id == group_id)
-        ref = coordinator_find_lease(gs, member_id);
-    if (ref.slot < 0)
-        ref = coordinator_add_member(MyDatabaseId, topic.id, group_id, name, topic.partitions,
-                                     member_id != nullptr ? MemberKind::Lease : MemberKind::Session, member_id);
-    MemberSlot *me = member_at(ref.slot);
-    TimestampTz now = GetCurrentTimestamp();
-    me->pid = MyProcPid;
-    me->last_poll = now;
-    if (me->kind != MemberKind::Session)
-        me->lease_expiry = TimestampTzPlusMilliseconds(now, session_timeout_ms);
-    gs = group_slot_of(me);
-    LWLockRelease(coordinator_lock());
-
+    int32 gs = -1, group_id = 0;
+    // The group's id from the coordinator when it has members: joining never reads or writes
+    // the catalog then, so it never waits for another member's open transaction (which may
+    // still be creating the group's row). A new group's first member looks the row up (or
+    // inserts it) while the coordinator shows the group with id 0; others wait for that.
+    for (int spins = 0;; spins++) {
+        LWLockAcquire(coordinator_lock(), LW_EXCLUSIVE);
+        gs = coordinator_find_group(topic, name);
+        if (gs >= 0 && group_at(gs)->group_id == 0) {
+            LWLockRelease(coordinator_lock());
+            CHECK_FOR_INTERRUPTS();
+            pg_usleep(Min(spins + 1, 10) * 1000L);
+            continue;
+        }
+        group_id = gs >= 0 ? group_at(gs)->group_id : 0;
+        if (member_id != nullptr && gs >= 0)
+            ref = coordinator_find_lease(gs, member_id);
+        if (ref.slot < 0)
+            ref = coordinator_add_member(topic, group_id, name,
+                                         member_id != nullptr ? MemberKind::Lease : MemberKind::Session, member_id);
+        MemberSlot *me = member_at(ref.slot);
+        TimestampTz now = GetCurrentTimestamp();
+        me->pid = MyProcPid;
+        me->last_poll = now;
+        if (me->kind != MemberKind::Session)
+            me->lease_expiry = TimestampTzPlusMilliseconds(now, session_timeout_ms);
+        gs = group_slot_of(me);
+        LWLockRelease(coordinator_lock());
+        break;
+    }
+    if (group_id == 0)
+        group_id = first_member_lookup(topic, group_name, &created, ref, gs);
     *slot = Membership{};
     slot->in_use = true;
     slot->database = MyDatabaseId;
@@ -755,19 +868,20 @@ Membership &join_group(const Topic &topic, text *topic_name, text *group_name, c
         LOCKTAG tag = member_anchor_tag(group_id, ref.slot);
         (void) LockAcquire(&tag, ExclusiveLock, true, false);
     }
+    restore_group_row(*slot, topic);
     return *slot;
 }
 
 Membership &existing_membership(const Topic &topic, text *topic_name, text *group_name, const char *member_id)
 {
-    Membership *m = find_membership(topic.id, group_name, member_id);
+    Membership *m = find_membership(topic, group_name, member_id);
     char name[GROUP_NAME_MAX + 1];
     text_to_cstring_buffer(group_name, name, sizeof name);
     LWLockAcquire(coordinator_lock(), LW_SHARED);
     bool exists;
     if (member_id != nullptr) {
         // A lease member may have consumed through another backend (a connection pooler).
-        int32 gs = coordinator_find_group(MyDatabaseId, topic.id, name);
+        int32 gs = coordinator_find_group(topic, name);
         exists = gs >= 0 && coordinator_find_lease(gs, member_id).slot >= 0;
     } else {
         MemberSlot *me = m != nullptr ? live_member(m->member) : nullptr;
@@ -875,9 +989,10 @@ void commit_positions(Membership &m, bool explicit_commit)
     LWLockRelease(coordinator_lock());
 }
 
-void assign_and_load(Membership &m, const Topic &topic)
+int assign_partitions(Membership &m, const Topic &topic)
 {
     int32 *give = static_cast<int32 *>(palloc(sizeof(int32) * Max(topic.partitions, 1)));
+    int given = 0;
     for (int round = 0; round < 2; round++) {
         LWLockAcquire(coordinator_lock(), LW_EXCLUSIVE);
         (void) require_live(m);
@@ -891,12 +1006,19 @@ void assign_and_load(Membership &m, const Topic &topic)
         LWLockRelease(coordinator_lock());
         for (int i = 0; i < n_give; i++)
             releases.push() = Release{GetCurrentSubTransactionId(), m.group_slot, m.member, give[i]};
+        given += n_give;
         // Short of a fair share with nothing free: members that died or dropped their anchor.
         if (round == 0 && owned < P / Max(members, 1))
             remove_dead_members(m.group_slot);
         else
             break;
     }
+    return given;
+}
+
+void assign_and_load(Membership &m, const Topic &topic)
+{
+    (void) assign_partitions(m, topic);
 
     // Committed offsets of owned partitions whose position is unknown. The upsert takes the
     // rows' locks: if the previous owner's transaction wrote an offset and has not ended, this
@@ -999,11 +1121,45 @@ int64 reset_if_below_log_start(int64 position, int32 partition, const Topic &top
 
 }  // namespace
 
+// Where an owned partition whose position is not loaded yet would start, read without locks
+// (the real load, with its handoff wait, comes once the call goes on).
+int64 peek_start(const Membership &m, const Topic &topic, int32 partition)
+{
+    Oid argtypes[2] = {INT4OID, INT4OID};
+    Datum values[2] = {Int32GetDatum(m.group_id), Int32GetDatum(partition)};
+    InternalScope scope = internal_begin();
+    SPIPlanPtr plan = SPI_prepare("SELECT committed_offset FROM pgtopic.catalog_offsets WHERE group_id = $1 "
+                                  "AND \"partition\" = $2",
+                                  2, argtypes);
+    Snapshot snapshot = RegisterSnapshot(GetLatestSnapshot());
+    int rc = SPI_execute_snapshot(plan, values, nullptr, snapshot, InvalidSnapshot, true, false, 1);
+    UnregisterSnapshot(snapshot);
+    int64 start = -1;
+    if (rc == SPI_OK_SELECT && SPI_processed == 1) {
+        bool isnull = false;
+        Datum d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+        if (!isnull)
+            start = DatumGetInt64(d);
+    }
+    internal_end(scope);
+    if (start < 0) {
+        int64 lso = partition_offsets(topic, partition).last_stable_offset;
+        start = auto_offset_reset == RESET_LATEST ? lso : log_start_offset(topic, partition, lso);
+    }
+    return start;
+}
+
 bool messages_available(Membership &m, const Topic &topic, TupleDesc desc)
 {
+    // A rebalance first (shared memory only): partitions this member takes count (their
+    // positions are read below), and one it must give away ends the wait (the next member
+    // gets it when this call's transaction commits).
+    if (assign_partitions(m, topic) > 0)
+        return true;
     // Copy under the lock; the LSOs are read after it (partition_offsets may read the storage).
     int32 *parts = static_cast<int32 *>(palloc(sizeof(int32) * Max(topic.partitions, 1)));
     int64 *positions = static_cast<int64 *>(palloc(sizeof(int64) * Max(topic.partitions, 1)));
+    bool *loaded = static_cast<bool *>(palloc(sizeof(bool) * Max(topic.partitions, 1)));
     int n = 0;
     bool any = false;
     LWLockAcquire(coordinator_lock(), LW_SHARED);
@@ -1012,35 +1168,24 @@ bool messages_available(Membership &m, const Topic &topic, TupleDesc desc)
         any = true;  // fenced: the call joins again
     } else {
         GroupSlot *g = group_at(m.group_slot);
-        any = g->n_partitions < topic.partitions;
-        int owned = 0, free_partitions = 0;
-        for (int32 p = 0; p < g->n_partitions && !any; p++) {
+        for (int32 p = 0; p < g->n_partitions; p++) {
             const PartitionSlot *ps = partition_of(*g, p);
-            if (ps->owner == 0)
-                free_partitions++;
             if (ps->owner != m.member.slot + 1 || ps->releasing)
                 continue;
-            owned++;
-            if (!ps->valid)
-                any = true;
-            else {
-                parts[n] = p;
-                positions[n++] = ps->position;
-            }
+            parts[n] = p;
+            loaded[n] = ps->valid;
+            positions[n++] = ps->position;
         }
-        // A rebalance to do: below the fair share with a partition free, or above it.
-        int M = Max(g->n_members, 1);
-        int32 P = g->n_partitions;
-        any = any || (owned < P / M && free_partitions > 0) || owned > (P + M - 1) / M;
     }
     LWLockRelease(coordinator_lock());
     for (int i = 0; i < n && !any; i++) {
         int64 lso = partition_offsets(topic, parts[i]).last_stable_offset;
-        if (positions[i] >= lso)
+        int64 from = loaded[i] ? positions[i] : peek_start(m, topic, parts[i]);
+        if (from >= lso)
             continue;
-        int64 next = positions[i];
-        any = peek_partition(topic, parts[i], positions[i], lso, desc, &next);
-        if (!any && next > positions[i]) {
+        int64 next = from;
+        any = peek_partition(topic, parts[i], from, lso, desc, &next);
+        if (!any && loaded[i] && next > positions[i]) {
             // Only rolled-back offsets there (gaps forever): the position moves over them.
             LWLockAcquire(coordinator_lock(), LW_EXCLUSIVE);
             MemberSlot *me2 = live_member(m.member);

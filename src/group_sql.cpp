@@ -11,6 +11,18 @@ extern "C" {
 namespace pgtopic {
 namespace {
 
+bool topic_exists(text *topic_name)
+{
+    Oid argtypes[1] = {TEXTOID};
+    Datum values[1] = {PointerGetDatum(topic_name)};
+    InternalScope scope = internal_begin();
+    int rc = SPI_execute_with_args("SELECT 1 FROM pgtopic.catalog_topics WHERE topic = $1", 1, argtypes, values,
+                                   nullptr, true, 1);
+    bool exists = rc == SPI_OK_SELECT && SPI_processed == 1;
+    internal_end(scope);
+    return exists;
+}
+
 void refuse_during_recovery()
 {
     if (RecoveryInProgress())
@@ -114,7 +126,7 @@ Datum consume(FunctionCallInfo fcinfo, ValueAs as)
             UnlockRelationOid(topic.root_relid, AccessShareLock);
             (void) ConditionVariableTimedSleep(changed, Min(remaining, 1000L), PG_WAIT_EXTENSION);
             ConditionVariableCancelSleep();
-            topic = lookup_topic(topic_name, AccessShareLock);
+            topic = lookup_topic(topic_name, AccessShareLock);  // 42704 if it was dropped meanwhile
             m = &join_group(topic, topic_name, group_name, member_id);
         }
     }
@@ -200,15 +212,19 @@ PGTOPIC_FUNCTION(pgtopic_leave)
     text *group_name = PG_GETARG_TEXT_PP(1);
     check_group_name(group_name);
     const char *member_id = member_id_arg(fcinfo, 2);
+    // Memberships of a dropped topic of that name go first (nothing to commit any more); if the
+    // name has no topic now, that is the answer (no 42704 for a topic the member was in).
+    if (leave_dropped_topic(topic_name, group_name, member_id) && !topic_exists(topic_name))
+        PG_RETURN_BOOL(true);
     Topic topic = lookup_topic(topic_name, AccessShareLock);
     require_topic_right(topic, topic_name, Right::Consume);
-    Membership *m = find_membership(topic.id, group_name, member_id);
+    Membership *m = find_membership(topic, group_name, member_id);
     if (m == nullptr && member_id != nullptr) {
         // A lease member that consumed through another backend.
         char name[GROUP_NAME_MAX + 1];
         text_to_cstring_buffer(group_name, name, sizeof name);
         LWLockAcquire(coordinator_lock(), LW_SHARED);
-        int32 gs = coordinator_find_group(MyDatabaseId, topic.id, name);
+        int32 gs = coordinator_find_group(topic, name);
         bool exists = gs >= 0 && coordinator_find_lease(gs, member_id).slot >= 0;
         LWLockRelease(coordinator_lock());
         if (exists)
@@ -244,7 +260,7 @@ PGTOPIC_FUNCTION(pgtopic_seek)
                         errdetail("The partition's high watermark is " INT64_FORMAT ".", high_watermark),
                         errhint("Use pgtopic.seek_to_end() to skip everything.")));
 
-    Membership *m = find_membership(topic.id, group_name, member_id);
+    Membership *m = find_membership(topic, group_name, member_id);
     int32 group_id;
     bool owner = false;
     if (m != nullptr) {
@@ -253,14 +269,22 @@ PGTOPIC_FUNCTION(pgtopic_seek)
         group_id = m->group_id;
     }
     if (!owner) {
-        bool created = false;
-        group_id = group_id_for(topic, group_name, &created);
         char name[GROUP_NAME_MAX + 1];
         text_to_cstring_buffer(group_name, name, sizeof name);
+        // The coordinator's id when the group has members (no wait for an uncommitted row).
+        group_id = 0;
+        LWLockAcquire(coordinator_lock(), LW_SHARED);
+        int32 known = coordinator_find_group(topic, name);
+        if (known >= 0)
+            group_id = group_at(known)->group_id;
+        LWLockRelease(coordinator_lock());
+        bool created = false;
+        if (group_id == 0)
+            group_id = group_id_for(topic, group_name, &created);
         int32 owner_pid = 0;
         const char *owner_member = "";
         LWLockAcquire(coordinator_lock(), LW_SHARED);
-        int32 gs = coordinator_find_group(MyDatabaseId, topic.id, name);
+        int32 gs = coordinator_find_group(topic, name);
         if (gs >= 0 && group_at(gs)->group_id == group_id && partition < group_at(gs)->n_partitions) {
             int32 o = partition_of(*group_at(gs), partition)->owner;
             if (o > 0) {

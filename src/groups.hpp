@@ -46,7 +46,10 @@ struct GroupSlot {
     bool in_use;
     Oid database;
     int32 topic_id;
-    int32 group_id;  // pgtopic.catalog_groups.group_id
+    Oid topic_root;    // the topic's storage table: a topic dropped and made again (also by DROP
+                       // EXTENSION, which starts topic ids again) is another group
+    int32 group_id;    // pgtopic.catalog_groups.group_id; 0 while its first member looks it up
+    bool row_missing;  // the transaction that inserted the group's row rolled back
     char name[GROUP_NAME_MAX + 1];
     uint64 generation;  // bumped by every change of the assignment
     int32 n_partitions;
@@ -87,10 +90,12 @@ int32 group_slot_of(const MemberSlot *member);
 // With the lock held exclusively. Finds or makes the group (53400 when pgtopic.max_groups or
 // pgtopic.max_group_partitions is reached), then a member of `kind` in it (53400 at
 // pgtopic.max_members). The group's partition table follows the topic's partition count.
-MemberRef coordinator_add_member(Oid database, int32 topic_id, int32 group_id, const char *name,
-                                 int32 partitions, MemberKind kind, const char *member_id);
-// The group slot of (database, topic, name), or -1.
-int32 coordinator_find_group(Oid database, int32 topic_id, const char *name);
+MemberRef coordinator_add_member(const Topic &topic, int32 group_id, const char *name, MemberKind kind,
+                                 const char *member_id);
+// The group slot of (this database, topic, name), or -1.
+int32 coordinator_find_group(const Topic &topic, const char *name);
+// Every group of a dropped topic (its members lose everything at once). Lock not held.
+void coordinator_forget_topic(Oid database, Oid topic_root);
 // The lease member of that group with this member_id, or none.
 MemberRef coordinator_find_lease(int32 group_slot, const char *member_id);
 // With the lock held exclusively: removes a member; its partitions become free (positions
@@ -130,11 +135,14 @@ struct Membership {
 };
 
 void groups_positions_init();
+// drop_topic: the topic's groups are removed from the coordinator when the transaction commits.
+void groups_forget_topic_at_commit(Oid topic_root);
 // The session's membership of the group (joined first, with its catalog row and anchor).
 // member_id: a lease member, or nullptr for the session.
 Membership &join_group(const Topic &topic, text *topic_name, text *group_name, const char *member_id);
 // The existing membership, or nullptr.
-Membership *find_membership(int32 topic_id, text *group_name, const char *member_id);
+Membership *find_membership(const Topic &topic, text *group_name, const char *member_id);
+bool leave_dropped_topic(text *topic_name, text *group_name, const char *member_id);
 // The membership, or 55000 "not a member" (for commit).
 Membership &existing_membership(const Topic &topic, text *topic_name, text *group_name, const char *member_id);
 void leave_group(Membership &m, bool commit_first);

@@ -194,5 +194,6 @@ PGTOPIC_FUNCTION(pgtopic_lock_partition_ddl)
 PGTOPIC_FUNCTION(pgtopic_forget_topic)
 {
     forget_topic(PG_GETARG_OID(0));
+    groups_forget_topic_at_commit(PG_GETARG_OID(0));
     PG_RETURN_VOID();
 }

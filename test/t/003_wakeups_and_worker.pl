@@ -52,6 +52,26 @@ note sprintf('long poll woke %.0f ms after it started (the commit came at 300 ms
 });
 like($out, qr/^0\n1$/m, 'a rolled-back message is not returned');
 cmp_ok($elapsed, '>=', 1.4, "after a rollback the consumer waits until wait_ms (took ${elapsed}s)");
+
+# DDL does not wait for a long poll (the sleeping consumer holds no lock on the topic), and
+# alter_topic's new partition is seen by the waiting consumer, which a produce there wakes.
+($elapsed, $out) = timed_consume(6000, sub {
+    my $t0 = time;
+    $node->safe_psql('postgres', q{SELECT pgtopic.alter_topic('wake', partitions => 3)});
+    my $ddl = time - $t0;
+    cmp_ok($ddl, '<', 1.0, sprintf('alter_topic during a long poll returns at once (%.0f ms)', $ddl * 1000));
+    usleep(1_200_000);  # the consumer looks the topic up again within a second
+    $node->safe_psql('postgres', q{SELECT pgtopic.produce('wake', 'on the new partition', partition => 2)});
+});
+like($out, qr/^1\n1$/m, 'the waiting consumer takes the new partition and returns its message');
+cmp_ok($elapsed, '<', 4.5, "it returns soon after that produce, not at wait_ms (took ${elapsed}s)");
+($elapsed, $out) = timed_consume(3000, sub {
+    my $t0 = time;
+    $node->safe_psql('postgres', q{SELECT pgtopic.create_topic('wake_drop')});
+    $node->safe_psql('postgres', q{SELECT pgtopic.drop_topic('wake_drop')});
+    my $ddl = time - $t0;
+    cmp_ok($ddl, '<', 1.0, sprintf('create and drop of another topic during a long poll do not wait (%.0f ms)', $ddl * 1000));
+});
 $consumer->quit;
 
 # ---- LISTEN pgtopic ---------------------------------------------------------------------------
