@@ -109,12 +109,14 @@ Datum consume(FunctionCallInfo fcinfo, ValueAs as)
     // which the topic is looked up again (alter_topic's new partitions, a drop).
     begin_materialized_result(fcinfo);
     auto *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
+    // The stored row shape: the result's own for consume, a separate one for the converting forms.
+    TupleDesc stored_desc = as == ValueAs::Bytes ? rsinfo->setDesc : stored_row_desc();
     if (wait_ms > 0) {
         TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), wait_ms);
         for (;;) {
             ConditionVariable *changed = topic_changed(topic);
             ConditionVariablePrepareToSleep(changed);
-            if (messages_available(*m, topic, rsinfo->setDesc)) {
+            if (messages_available(*m, topic, stored_desc)) {
                 ConditionVariableCancelSleep();
                 break;
             }
@@ -141,7 +143,7 @@ Datum consume(FunctionCallInfo fcinfo, ValueAs as)
         return Datum(0);
     }
     ReturnSetInfo stored = *rsinfo;
-    stored.setDesc = stored_row_desc();
+    stored.setDesc = stored_desc;
     stored.setResult = tuplestore_begin_heap(false, false, work_mem);
     (void) read_owned(*m, topic, max_messages, &stored, rsinfo->setResult);
     TupleTableSlot *slot = MakeSingleTupleTableSlot(stored.setDesc, &TTSOpsMinimalTuple);

@@ -241,3 +241,9 @@ SELECT pgtopic.leave('lim', 'leased');
 SELECT count(*) FROM pgtopic.group_members WHERE group_name = 'leased';
 SELECT count(*) FROM pgtopic.consume('lim', 'leased', 3, member_id => '');
 SELECT count(*) FROM pgtopic.consume('lim', 'leased', 3, member_id => repeat('x', 129));
+
+-- the converting forms in a long poll (they peek with the stored row shape)
+SELECT pgtopic.produce('poison', 'late'::text);
+SELECT msg_offset, value, error FROM pgtopic.consume_text('poison', 't', 10, 200);
+SELECT msg_offset, value, error FROM pgtopic.consume_json('poison', 'j', 10, 200);
+SELECT count(*) FROM pgtopic.consume_text('poison', 't', 10, 100);
