@@ -109,26 +109,26 @@ SELECT "partition", committed_offset FROM pgtopic.catalog_offsets JOIN pgtopic.c
  WHERE group_name = 'seek_only';
 
 -- only what the caller read counts as handed out: LIMIT 3, then the next call starts at the 4th
-SELECT pgtopic.create_topic('lim', 1);
-SELECT pgtopic.produce_batch('lim', array_agg('m' || i)) FROM generate_series(0, 9) AS i;
-SELECT msg_offset FROM pgtopic.consume('lim', 'l', 100) LIMIT 3;
-SELECT msg_offset FROM pgtopic.consume('lim', 'l', 2);
+SELECT pgtopic.create_topic('glim', 1);
+SELECT pgtopic.produce_batch('glim', array_agg('m' || i)) FROM generate_series(0, 9) AS i;
+SELECT msg_offset FROM pgtopic.consume('glim', 'l', 100) LIMIT 3;
+SELECT msg_offset FROM pgtopic.consume('glim', 'l', 2);
 SELECT "partition", committed_offset FROM pgtopic.consumer_lag WHERE group_name = 'l';
 -- a cursor closed early: the rows fetched count, the others come again
 BEGIN;
-DECLARE c CURSOR FOR SELECT msg_offset FROM pgtopic.consume('lim', 'l', 100);
+DECLARE c CURSOR FOR SELECT msg_offset FROM pgtopic.consume('glim', 'l', 100);
 FETCH 2 FROM c;
 -- a second consume of the member while its first result is open is refused
 SAVEPOINT s;
-SELECT count(*) FROM pgtopic.consume('lim', 'l', 100);
+SELECT count(*) FROM pgtopic.consume('glim', 'l', 100);
 ROLLBACK TO s;
 CLOSE c;
 COMMIT;
-SELECT msg_offset FROM pgtopic.consume('lim', 'l', 100);
+SELECT msg_offset FROM pgtopic.consume('glim', 'l', 100);
 -- in the select list too
-SELECT pgtopic.seek('lim', 'l', 0, 0);
-SELECT (pgtopic.consume('lim', 'l', 100)).msg_offset LIMIT 1;
-SELECT msg_offset FROM pgtopic.consume('lim', 'l', 1);
+SELECT pgtopic.seek('glim', 'l', 0, 0);
+SELECT (pgtopic.consume('glim', 'l', 100)).msg_offset LIMIT 1;
+SELECT msg_offset FROM pgtopic.consume('glim', 'l', 1);
 
 -- ROLLBACK TO SAVEPOINT puts the positions back where the savepoint was
 SELECT pgtopic.create_topic('sp', 1);
@@ -225,25 +225,28 @@ SELECT count(*) FROM pgtopic.consume_json('poison', 'j', 10);
 SELECT msg_offset, value, error, raw FROM pgtopic.consume_text('poison', 't', 10);
 
 -- member_id: a member held by a lease (pgtopic.session_timeout), not by the session
-SELECT msg_offset FROM pgtopic.consume('lim', 'leased', 3, member_id => 'm-1');
+SELECT msg_offset FROM pgtopic.consume('glim', 'leased', 3, member_id => 'm-1');
 SELECT member_id, kind, lease_expiry > now() AS leased, partitions FROM pgtopic.group_members WHERE group_name = 'leased';
 -- the session is another member (it gets nothing: m-1 owns the only partition)
-SELECT count(*) FROM pgtopic.consume('lim', 'leased', 3);
-SELECT pgtopic.commit('lim', 'leased', member_id => 'm-1');
+SELECT count(*) FROM pgtopic.consume('glim', 'leased', 3);
+SELECT pgtopic.commit('glim', 'leased', member_id => 'm-1');
 SELECT "partition", committed_offset, owner_member_id FROM pgtopic.consumer_lag WHERE group_name = 'leased';
-SELECT pgtopic.commit('lim', 'leased', member_id => 'never-consumed');
-SELECT pgtopic.seek('lim', 'leased', 0, 0);
-SELECT pgtopic.seek('lim', 'leased', 0, 1, member_id => 'm-1');
-SELECT msg_offset FROM pgtopic.consume('lim', 'leased', 2, member_id => 'm-1');
-SELECT pgtopic.leave('lim', 'leased', member_id => 'm-1');
-SELECT pgtopic.leave('lim', 'leased', member_id => 'm-1');
-SELECT pgtopic.leave('lim', 'leased');
+SELECT pgtopic.commit('glim', 'leased', member_id => 'never-consumed');
+SELECT pgtopic.seek('glim', 'leased', 0, 0);
+SELECT pgtopic.seek('glim', 'leased', 0, 1, member_id => 'm-1');
+SELECT msg_offset FROM pgtopic.consume('glim', 'leased', 2, member_id => 'm-1');
+SELECT pgtopic.leave('glim', 'leased', member_id => 'm-1');
+SELECT pgtopic.leave('glim', 'leased', member_id => 'm-1');
+SELECT pgtopic.leave('glim', 'leased');
 SELECT count(*) FROM pgtopic.group_members WHERE group_name = 'leased';
-SELECT count(*) FROM pgtopic.consume('lim', 'leased', 3, member_id => '');
-SELECT count(*) FROM pgtopic.consume('lim', 'leased', 3, member_id => repeat('x', 129));
+SELECT count(*) FROM pgtopic.consume('glim', 'leased', 3, member_id => '');
+SELECT count(*) FROM pgtopic.consume('glim', 'leased', 3, member_id => repeat('x', 129));
 
 -- the converting forms in a long poll (they peek with the stored row shape)
 SELECT pgtopic.produce('poison', 'late'::text);
 SELECT msg_offset, value, error FROM pgtopic.consume_text('poison', 't', 10, 200);
 SELECT msg_offset, value, error FROM pgtopic.consume_json('poison', 'j', 10, 200);
 SELECT count(*) FROM pgtopic.consume_text('poison', 't', 10, 100);
+
+-- clean up (later tests list every topic)
+SELECT pgtopic.drop_topic(t) FROM unnest(ARRAY['glim', 'sp', 'poison']) AS t;
