@@ -12,7 +12,10 @@ OBJS = \
 	src/segments.o \
 	src/produce.o \
 	src/fetch.o \
-	src/groups.o \
+	src/group_coordinator.o \
+	src/group_assign.o \
+	src/group_positions.o \
+	src/group_sql.o \
 	src/maintenance.o \
 	src/privileges.o \
 	src/sizes.o \
@@ -39,8 +42,8 @@ REGRESS_OPTS = --inputdir=test --outputdir=test/results \
 
 # isolation specs: test/isolation/specs/*.spec, one per concurrency rule.
 ISOLATION = offset_visibility savepoint_rollback prepare_refused repeatable_read concurrent_producers topic_cache group_start_offset group_rebalance_rollback \
-	group_rebalance group_idle_member group_ownership group_handoff group_delivery group_max_poll segment_race segment_drop_race \
-	rights_cache drop_topic_rollback retention_nowait
+	group_rebalance group_idle_member group_ownership group_handoff group_delivery group_max_poll group_join_open_xact group_savepoint \
+	group_prepare group_lease_fencing group_drop segment_race segment_drop_race rights_cache drop_topic_rollback retention_nowait
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/results \
 	--temp-instance=$(CURDIR)/test/tmp_isolation --temp-config=$(TEST_CONF) --temp-config=$(CURDIR)/test/isolation.conf
 

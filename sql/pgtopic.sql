@@ -29,7 +29,7 @@ CREATE TABLE pgtopic.catalog_topics (
 ALTER SEQUENCE pgtopic.topic_id_seq OWNED BY pgtopic.catalog_topics.topic_id;
 COMMENT ON TABLE pgtopic.catalog_topics IS 'pgtopic catalog: one row per topic';
 
--- Consumer groups: one row per (topic, group name); the id keys the group's advisory locks.
+-- Consumer groups: one row per (topic, group name); the id keys the members' anchor locks.
 CREATE SEQUENCE pgtopic.group_id_seq AS integer;
 CREATE TABLE pgtopic.catalog_groups (
     group_id   integer     NOT NULL DEFAULT nextval('pgtopic.group_id_seq') PRIMARY KEY,
@@ -42,14 +42,27 @@ ALTER SEQUENCE pgtopic.group_id_seq OWNED BY pgtopic.catalog_groups.group_id;
 COMMENT ON TABLE pgtopic.catalog_groups IS 'pgtopic catalog: one row per consumer group and topic';
 
 -- Committed offsets: the next offset the group reads on a partition (NULL: nothing committed yet).
+-- group_id: a pgtopic.catalog_groups row (see _group_deleted below).
 CREATE TABLE pgtopic.catalog_offsets (
-    group_id         integer NOT NULL REFERENCES pgtopic.catalog_groups ON DELETE CASCADE,
+    group_id         integer NOT NULL,
     "partition"      integer NOT NULL CHECK ("partition" >= 0),
     committed_offset bigint  CHECK (committed_offset >= 0),
     committed_at     timestamptz,
     PRIMARY KEY (group_id, "partition")
 );
 COMMENT ON TABLE pgtopic.catalog_offsets IS 'pgtopic catalog: committed offset per consumer group and partition';
+
+-- Offsets go with their group: a trigger, not a foreign key, so a member may write offsets of a
+-- group whose row another member's open transaction is still creating (joining never waits for
+-- another session's transaction).
+CREATE FUNCTION pgtopic._group_deleted() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    DELETE FROM pgtopic.catalog_offsets o WHERE o.group_id = OLD.group_id;
+    RETURN OLD;
+END $$;
+CREATE TRIGGER group_deleted AFTER DELETE ON pgtopic.catalog_groups
+    FOR EACH ROW EXECUTE FUNCTION pgtopic._group_deleted();
 
 -- Rights on one topic (grant_topic / revoke_topic). pgtopic_admin has every right on every topic.
 CREATE TABLE pgtopic.catalog_grants (
@@ -200,31 +213,35 @@ CREATE FUNCTION pgtopic.revoke_topic(topic text, role regrole, privilege text) R
 CREATE FUNCTION pgtopic.has_topic_privilege(topic text, privilege text) RETURNS boolean
     AS 'MODULE_PATHNAME', 'pgtopic_has_topic_privilege' LANGUAGE C STABLE PARALLEL UNSAFE;
 
--- Consumer groups (src/groups.cpp). consume joins the group on first call, first commits what
+-- Consumer groups (src/group_*.cpp). consume joins the group on first call, first commits what
 -- this session's previous call handed out, rebalances, then returns messages of the partitions
 -- this session owns.
 CREATE FUNCTION pgtopic.consume(topic text, group_name text, max_messages integer DEFAULT 100,
-                                wait_ms integer DEFAULT 0)
+                                wait_ms integer DEFAULT 0, member_id text DEFAULT NULL)
     RETURNS TABLE ("partition" integer, msg_offset bigint, key text, value bytea,
                    headers jsonb, produced_at timestamptz)
     AS 'MODULE_PATHNAME', 'pgtopic_consume' LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
-CREATE FUNCTION pgtopic.commit(topic text, group_name text) RETURNS void
+CREATE FUNCTION pgtopic.commit(topic text, group_name text, member_id text DEFAULT NULL) RETURNS void
     AS 'MODULE_PATHNAME', 'pgtopic_commit' LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
-CREATE FUNCTION pgtopic.leave(topic text, group_name text) RETURNS boolean
+CREATE FUNCTION pgtopic.leave(topic text, group_name text, member_id text DEFAULT NULL) RETURNS boolean
     AS 'MODULE_PATHNAME', 'pgtopic_leave' LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
-CREATE FUNCTION pgtopic.seek(topic text, group_name text, "partition" integer, to_offset bigint) RETURNS void
+CREATE FUNCTION pgtopic.seek(topic text, group_name text, "partition" integer, to_offset bigint,
+                             member_id text DEFAULT NULL) RETURNS void
     AS 'MODULE_PATHNAME', 'pgtopic_seek' LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 -- Kafka's offsetsForTimes: first offset produced at or after ts (else the last stable offset).
 CREATE FUNCTION pgtopic.offset_for_time(topic text, "partition" integer, ts timestamptz) RETURNS bigint
     AS 'MODULE_PATHNAME', 'pgtopic_offset_for_time' LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
--- Internal: this database's group memberships from shared memory.
+-- Internal: this database's group members from the group coordinator's shared memory, with the
+-- partitions each owns.
 CREATE FUNCTION pgtopic._members()
-    RETURNS TABLE (pid integer, group_id integer, joined_at timestamptz, last_poll timestamptz)
+    RETURNS TABLE (pid integer, group_id integer, joined_at timestamptz, last_poll timestamptz,
+                   member_id text, kind text, partitions integer[], generation bigint,
+                   lease_expiry timestamptz, client_id text)
     AS 'MODULE_PATHNAME', 'pgtopic_members' LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 -- Internal: open producer transactions holding back partitions' last stable offsets.
@@ -477,23 +494,19 @@ SELECT t.topic, o."partition", o.log_start_offset, o.high_watermark, o.last_stab
 ------------------------------------------------------------------------------
 
 -- consume with the value as text (in the database encoding) / as jsonb: no casts needed in SQL.
+-- A value that does not convert comes back as value NULL, with the reason in error and the
+-- bytes in raw (a poison message never blocks the group, and is never dropped silently).
 CREATE FUNCTION pgtopic.consume_text(topic text, group_name text, max_messages integer DEFAULT 100,
-                                     wait_ms integer DEFAULT 0)
+                                     wait_ms integer DEFAULT 0, member_id text DEFAULT NULL)
     RETURNS TABLE ("partition" integer, msg_offset bigint, key text, value text,
-                   headers jsonb, produced_at timestamptz)
-LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT c."partition", c.msg_offset, c.key, convert_from(c.value, getdatabaseencoding()), c.headers, c.produced_at
-      FROM pgtopic.consume(topic, group_name, max_messages, wait_ms) AS c
-$$;
+                   headers jsonb, produced_at timestamptz, error text, raw bytea)
+    AS 'MODULE_PATHNAME', 'pgtopic_consume_text' LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 CREATE FUNCTION pgtopic.consume_json(topic text, group_name text, max_messages integer DEFAULT 100,
-                                     wait_ms integer DEFAULT 0)
+                                     wait_ms integer DEFAULT 0, member_id text DEFAULT NULL)
     RETURNS TABLE ("partition" integer, msg_offset bigint, key text, value jsonb,
-                   headers jsonb, produced_at timestamptz)
-LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT c."partition", c.msg_offset, c.key, convert_from(c.value, getdatabaseencoding())::jsonb, c.headers, c.produced_at
-      FROM pgtopic.consume(topic, group_name, max_messages, wait_ms) AS c
-$$;
+                   headers jsonb, produced_at timestamptz, error text, raw bytea)
+    AS 'MODULE_PATHNAME', 'pgtopic_consume_json' LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 -- Kafka's seekToBeginning / seekToEnd / offsetsForTimes for a group: one partition, or all
 -- (partition => NULL). Each partition is moved with seek(), so the same ownership rules apply.
@@ -539,16 +552,12 @@ BEGIN
     PERFORM pgtopic._seek_each(topic, group_name, "partition", 'time', ts);
 END $$;
 
--- Advisory locks of pgtopic's key spaces (pg_locks.objsubid): 29697 segment DDL,
--- 29698 group membership (classid = group_id), 29699 partition ownership (classid = group_id,
--- objid = partition).
+-- Advisory locks of pgtopic's key spaces (pg_locks.objsubid): 29697 segment DDL, 29698 a session
+-- member's anchor (classid = group_id, objid = its member slot). Partition ownership lives in the
+-- group coordinator's shared memory (pgtopic._members()).
 CREATE VIEW pgtopic.group_members WITH (security_barrier) AS
 SELECT g.group_name, t.topic, m.pid, a.application_name, a.client_addr, m.joined_at, m.last_poll,
-       ARRAY(SELECT l.objid::integer FROM pg_catalog.pg_locks l
-              WHERE l.locktype = 'advisory' AND l.objsubid = 29699 AND l.granted
-                AND l.database = (SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = current_database())
-                AND l.classid = g.group_id::oid AND l.pid = m.pid
-              ORDER BY 1) AS partitions
+       m.partitions, m.member_id, m.kind, m.generation, m.lease_expiry
   FROM pgtopic._members() m
   JOIN pgtopic.catalog_groups g ON g.group_id = m.group_id
   JOIN pgtopic._visible_topics t ON t.topic_id = g.topic_id
@@ -558,18 +567,15 @@ CREATE VIEW pgtopic.consumer_lag WITH (security_barrier) AS
 SELECT g.group_name, t.topic, o."partition", c.committed_offset, o.log_start_offset, o.high_watermark,
        o.last_stable_offset,
        greatest(o.last_stable_offset - greatest(coalesce(c.committed_offset, o.log_start_offset), o.log_start_offset), 0) AS lag,
-       c.committed_at, l.pid AS owner_pid, a.application_name AS owner_application, a.client_addr AS owner_address,
-       m.joined_at AS owner_since, m.last_poll AS owner_last_poll
+       c.committed_at, m.pid AS owner_pid, a.application_name AS owner_application, a.client_addr AS owner_address,
+       m.joined_at AS owner_since, m.last_poll AS owner_last_poll, m.member_id AS owner_member_id
   FROM pgtopic.catalog_groups g
   JOIN pgtopic._visible_topics t ON t.topic_id = g.topic_id
   CROSS JOIN LATERAL pgtopic.partition_offsets(t.topic) o
   LEFT JOIN pgtopic.catalog_offsets c ON c.group_id = g.group_id AND c."partition" = o."partition"
-  LEFT JOIN pg_catalog.pg_locks l
-         ON l.locktype = 'advisory' AND l.objsubid = 29699 AND l.granted
-        AND l.database = (SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = current_database())
-        AND l.classid = g.group_id::oid AND l.objid = o."partition"::oid
-  LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
-  LEFT JOIN pgtopic._members() m ON m.pid = l.pid AND m.group_id = g.group_id;
+  LEFT JOIN (SELECT mm.*, p.p FROM pgtopic._members() mm, unnest(mm.partitions) AS p(p)) m
+         ON m.group_id = g.group_id AND m.p = o."partition"
+  LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = m.pid;
 
 -- Which open producer transaction holds each partition's last stable offset back.
 CREATE VIEW pgtopic.lso_holders WITH (security_barrier) AS
@@ -713,9 +719,9 @@ GRANT EXECUTE ON FUNCTION
    TO pgtopic_admin, pgtopic_producer;
 
 GRANT EXECUTE ON FUNCTION
-    pgtopic.fetch(text, integer, bigint, integer), pgtopic.consume(text, text, integer, integer),
-    pgtopic.consume_text(text, text, integer, integer), pgtopic.consume_json(text, text, integer, integer),
-    pgtopic.commit(text, text), pgtopic.leave(text, text), pgtopic.seek(text, text, integer, bigint),
+    pgtopic.fetch(text, integer, bigint, integer), pgtopic.consume(text, text, integer, integer, text),
+    pgtopic.consume_text(text, text, integer, integer, text), pgtopic.consume_json(text, text, integer, integer, text),
+    pgtopic.commit(text, text, text), pgtopic.leave(text, text, text), pgtopic.seek(text, text, integer, bigint, text),
     pgtopic.seek_to_beginning(text, text, integer), pgtopic.seek_to_end(text, text, integer),
     pgtopic.seek_to_time(text, text, timestamptz, integer),
     pgtopic.offset_for_time(text, integer, timestamptz),

@@ -15,6 +15,17 @@ constexpr int COL_HEADERS = 4;
 // i.e. decompressed. A poll returns at least one message.
 int64 poll_bytes_left = 0;
 bool poll_returned_any = false;
+// Offsets of the rows appended since log_rows() (consume needs them to know what the caller read).
+int64 *row_log = nullptr;
+int64 row_log_count = 0;
+// peek_partition: a segment that had nothing to return gives its locks back at once.
+bool unlock_if_empty = false;
+
+void log_row(int64 offset)
+{
+    if (row_log != nullptr)
+        row_log[row_log_count++] = offset;
+}
 
 // What one row costs the poll's budget: its key, value and headers as returned (raw size of a
 // compressed or out-of-line datum, read from its header without decompressing it).
@@ -77,6 +88,7 @@ int64 read_segment(Oid leaf, int32 partition, int64 from, int64 below, int64 lim
             slot_getsomeattrs(slot, COL_HEADERS + 1);
             tuplestore_puttupleslot(rsinfo->setResult, slot);
             *last_offset = DatumGetInt64(slot->tts_values[COL_OFFSET]);
+            log_row(*last_offset);
             poll_bytes_left -= returned_bytes(slot->tts_values, slot->tts_isnull);
             poll_returned_any = true;
             count++;
@@ -95,6 +107,7 @@ int64 read_segment(Oid leaf, int32 partition, int64 from, int64 below, int64 lim
         }
         tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
         *last_offset = DatumGetInt64(values[COL_OFFSET]);
+        log_row(*last_offset);
         poll_bytes_left -= returned_bytes(values, nulls);
         poll_returned_any = true;
         // The tuplestore has its own copy (spilled to disk past work_mem): a poll of many large
@@ -107,8 +120,9 @@ int64 read_segment(Oid leaf, int32 partition, int64 from, int64 below, int64 lim
 
     ExecDropSingleTupleTableSlot(slot);
     index_endscan(scan);
-    index_close(index, NoLock);
-    table_close(rel, NoLock);
+    LOCKMODE release = unlock_if_empty && count == 0 ? AccessShareLock : NoLock;
+    index_close(index, release);
+    table_close(rel, release);
     return count;
 }
 
@@ -122,6 +136,17 @@ void begin_poll(int32 max_messages)
                                max_poll_messages)));
     poll_bytes_left = max_poll_bytes;
     poll_returned_any = false;
+}
+
+void log_rows(int64 *buffer)
+{
+    row_log = buffer;
+    row_log_count = 0;
+}
+
+int64 rows_logged()
+{
+    return row_log_count;
 }
 
 bool poll_budget_spent()
@@ -156,6 +181,32 @@ ReadResult read_partition(const Topic &topic, int32 partition, int64 from, int64
     // or the byte budget ran out at a segment boundary.
     result.next_offset = Max(from, Min(offset, lso));
     return result;
+}
+
+bool peek_partition(const Topic &topic, int32 partition, int64 from, int64 lso, TupleDesc desc, int64 *next_offset)
+{
+    ReturnSetInfo scratch;
+    memset(&scratch, 0, sizeof scratch);
+    scratch.type = T_ReturnSetInfo;
+    scratch.setDesc = desc;
+    scratch.setResult = tuplestore_begin_heap(false, false, work_mem);
+    int64 saved_bytes = poll_bytes_left;
+    bool saved_any = poll_returned_any;
+    int64 *saved_log = row_log;
+    row_log = nullptr;
+    poll_bytes_left = 1;
+    poll_returned_any = false;
+    unlock_if_empty = true;
+    Snapshot snapshot = RegisterSnapshot(GetLatestSnapshot());
+    ReadResult r = read_partition(topic, partition, from, 1, lso, snapshot, &scratch);
+    UnregisterSnapshot(snapshot);
+    unlock_if_empty = false;
+    poll_bytes_left = saved_bytes;
+    poll_returned_any = saved_any;
+    row_log = saved_log;
+    tuplestore_end(scratch.setResult);
+    *next_offset = r.next_offset;
+    return r.count > 0;
 }
 
 }  // namespace pgtopic

@@ -1,4 +1,5 @@
 // Module entry: _PG_init, settings, and the small SQL functions that belong to no subsystem.
+#include "groups.hpp"
 #include "guard.hpp"
 #include "kafka_server.hpp"
 #include "murmur2.hpp"
@@ -61,10 +62,25 @@ void define_settings()
                             nullptr, nullptr);
     DefineCustomIntVariable("pgtopic.max_poll_interval",
                             "A group member that has not called consume for this long loses its partitions.",
-                            "Another member that needs them terminates the idle member's session (Kafka's "
-                            "max.poll.interval.ms). 0 disables.",
+                            "When another member needs them, the idle member is fenced: its next commit is "
+                            "rejected, its next consume joins again (Kafka's max.poll.interval.ms). 0 disables.",
                             &max_poll_interval_ms, 300000, 0, INT_MAX, PGC_SUSET, GUC_UNIT_MS, nullptr, nullptr,
                             nullptr);
+    DefineCustomIntVariable("pgtopic.session_timeout",
+                            "A member_id member whose calls stop for this long loses its partitions.",
+                            "Each consume, commit or seek with the member_id renews its lease (Kafka's "
+                            "session.timeout.ms).",
+                            &session_timeout_ms, 45000, 1000, 3600 * 1000, PGC_SUSET, GUC_UNIT_MS, nullptr, nullptr,
+                            nullptr);
+    DefineCustomIntVariable("pgtopic.max_groups", "Consumer groups with members, all databases (shared memory).",
+                            nullptr, &max_groups, 1024, 1, 1000000, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("pgtopic.max_members", "Consumer group members, all databases (shared memory).",
+                            nullptr, &max_members, 4096, 1, 1000000, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("pgtopic.max_group_partitions",
+                            "Partition assignments of all consumer groups with members: a group takes one per "
+                            "partition of its topic (shared memory).",
+                            nullptr, &max_group_partitions, 131072, 1, 100000000, PGC_POSTMASTER, 0, nullptr,
+                            nullptr, nullptr);
     static const struct config_enum_entry reset_options[] = {
         {"earliest", RESET_EARLIEST, false}, {"latest", RESET_LATEST, false}, {nullptr, 0, false}};
     DefineCustomEnumVariable("pgtopic.auto_offset_reset",
@@ -199,5 +215,6 @@ PGTOPIC_FUNCTION(pgtopic_lock_partition_ddl)
 PGTOPIC_FUNCTION(pgtopic_forget_topic)
 {
     forget_topic_at_commit(PG_GETARG_OID(0));
+    groups_forget_topic_at_commit(PG_GETARG_OID(0));
     PG_RETURN_VOID();
 }

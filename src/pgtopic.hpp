@@ -139,15 +139,23 @@ struct ReadResult {
 // after at least one message.
 void begin_poll(int32 max_messages);
 bool poll_budget_spent();
+// From now on, read_partition writes the offset of every row it appends to buffer[0, 1, ...]
+// (room for the poll's max_messages); nullptr stops it.
+void log_rows(int64 *buffer);
+int64 rows_logged();
+// Whether [from, lso) holds a visible message, without returning it; *next_offset: where a read
+// would resume if not (past rolled-back offsets). Keeps no lock on segments that held nothing.
+bool peek_partition(const Topic &topic, int32 partition, int64 from, int64 lso, TupleDesc desc, int64 *next_offset);
 // Appends up to `limit` messages of [from, lso) to rsinfo's tuplestore, in offset order.
 // `lso` must have been read before `snapshot` was taken.
 ReadResult read_partition(const Topic &topic, int32 partition, int64 from, int64 limit, int64 lso,
                           Snapshot snapshot, ReturnSetInfo *rsinfo);
 
-// ---- consumer groups (groups.cpp) -------------------------------------------------------
+// ---- consumer groups (group_*.cpp, groups.hpp) ------------------------------------------
 void members_shmem_request();
 void members_shmem_startup();
 void groups_init_backend_callbacks();
+// For the maintenance worker: removes members whose lease expired; returns how many.
 int expire_idle_members();
 
 // ---- maintenance worker (maintenance.cpp) ----------------------------------------------

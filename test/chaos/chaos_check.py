@@ -12,7 +12,9 @@ Starts a throwaway server (or uses --dsn) and, for --seconds, runs:
   on the same partitions. A message is acknowledged when its COMMIT returned without error.
 - one consumer group ("main") of --consumers members, each looping on consume_text (auto-commit)
   or BEGIN; consume_text; commit(); COMMIT (10% of those transactions roll back on purpose: the
-  same messages must come again). A killer ends a random member every 0.3-1.5 s, half the time
+  same messages must come again); some polls consume inside a SAVEPOINT rolled back at random,
+  or inside a PL/pgSQL EXCEPTION block that fails at random (what they read must come again), or
+  as a member_id lease (pgtopic.session_timeout = 3s) instead of the session. A killer ends a random member every 0.3-1.5 s, half the time
   with pg_terminate_backend() and half by dropping its socket; the member reconnects and rejoins.
 - a second group ("witness") with one member that is never killed.
 
@@ -27,6 +29,7 @@ import collections
 import os
 import random
 import socket
+import uuid
 import sys
 import threading
 import time
@@ -42,6 +45,7 @@ MAIN, WITNESS = 'main', 'witness'
 
 SERVER_SETTINGS = """
 pgtopic.maintenance_interval = '1s'
+pgtopic.session_timeout = '3s'
 max_connections = 60
 log_line_prefix = '%m [%p] %e: '
 log_min_messages = warning
@@ -64,6 +68,8 @@ class Ledger:
         self.witness_log = []       # (partition, offset, id) in the witness's delivery order
         self.kills = collections.Counter()
         self.consumer_rollbacks = 0
+        self.savepoint_rollbacks = 0
+        self.modes = collections.Counter()
         self.restarts = 0           # a session's stream went back over messages delivered before
         self.sessions = 0
         self.errors = collections.Counter()
@@ -132,6 +138,7 @@ class Member:
         self.idx, self.group, self.dsn, self.ledger, self.stop, self.rnd = idx, group, dsn, ledger, stop, rnd
         self.killable = killable
         self.pid = None
+        self.member_id = None
         self.drop_requested = threading.Event()
         self.idle_polls = 0
         self.thread = threading.Thread(target=self.run, daemon=True)
@@ -165,18 +172,45 @@ class Member:
                 if conn is None:
                     conn, cur = self.connect()
                     last = {}
+                    self.member_id = f'chaos-{self.group}-{self.idx}-{uuid.uuid4()}'  # a new lease per session
                 if self.drop_requested.is_set():
                     self.drop_requested.clear()
                     self.drop(conn)
                     conn = None
                     time.sleep(self.rnd.uniform(0.05, 0.3))
                     continue
-                in_tx = self.killable and self.rnd.random() < 0.5
+                # How this poll runs (killable members only; the witness auto-commits):
+                #   auto       consume_text, auto-commit at the next poll
+                #   tx         BEGIN; consume_text; commit(); COMMIT (10% ROLLBACK instead)
+                #   savepoint  BEGIN; SAVEPOINT; consume_text; 25% ROLLBACK TO SAVEPOINT (those rows
+                #              are not processed: they must come again); commit(); COMMIT
+                #   exception  BEGIN; a PL/pgSQL function consumes in an EXCEPTION block that fails
+                #              25% of the time (nothing returned: they must come again); commit(); COMMIT
+                #   lease      like tx, with this connection's member_id (a lease, not the session)
+                mode = 'auto'
+                if self.killable:
+                    mode = self.rnd.choice(['auto', 'tx', 'tx', 'savepoint', 'exception', 'lease'])
+                member_id = self.member_id if mode == 'lease' else None
+                in_tx = mode != 'auto'
                 if in_tx:
                     cur.execute('BEGIN')
-                cur.execute('SELECT "partition", msg_offset, value FROM pgtopic.consume_text(%s, %s, 100, 100)',
-                            (TOPIC, self.group))
+                if mode == 'savepoint':
+                    cur.execute('SAVEPOINT s')
+                if mode == 'exception':
+                    cur.execute('SELECT p, o, v FROM chaos_exception_poll(%s, %s, %s)',
+                                (TOPIC, self.group, self.rnd.random() < 0.25))
+                else:
+                    cur.execute('SELECT "partition", msg_offset, value FROM pgtopic.consume_text(%s, %s, 100, 100, %s)',
+                                (TOPIC, self.group, member_id))
                 rows = cur.fetchall()
+                if mode == 'savepoint':
+                    if rows and self.rnd.random() < 0.25:
+                        cur.execute('ROLLBACK TO SAVEPOINT s')
+                        rows = []
+                        with self.ledger.lock:
+                            self.ledger.savepoint_rollbacks += 1
+                    else:
+                        cur.execute('RELEASE SAVEPOINT s')
                 before = dict(last)
                 for part, off, value in rows:
                     if part in last and off <= last[part]:
@@ -196,7 +230,7 @@ class Member:
                         with self.ledger.lock:
                             self.ledger.consumer_rollbacks += 1
                         continue
-                    cur.execute('SELECT pgtopic.commit(%s, %s)', (TOPIC, self.group))
+                    cur.execute('SELECT pgtopic.commit(%s, %s, %s)', (TOPIC, self.group, member_id))
                     try:
                         cur.execute('COMMIT')
                     except psycopg2.Error:
@@ -204,6 +238,8 @@ class Member:
                         # rows as delivered (if it failed they come again, as duplicates).
                         self.ledger.deliver(self.group, rows)
                         raise
+                with self.ledger.lock:
+                    self.ledger.modes[mode] += 1
                 self.ledger.deliver(self.group, rows)
                 self.idle_polls = 0 if rows else self.idle_polls + 1
             except psycopg2.Error as e:
@@ -217,6 +253,7 @@ class Member:
                 time.sleep(self.rnd.uniform(0.05, 0.3))
         if conn is not None:
             try:
+                cur.execute('SELECT pgtopic.leave(%s, %s, %s)', (TOPIC, self.group, self.member_id))
                 cur.execute('SELECT pgtopic.leave(%s, %s)', (TOPIC, self.group))
                 conn.close()
             except psycopg2.Error:
@@ -285,6 +322,23 @@ def run(a, dsn, server):
         cur.execute('SELECT pgtopic.drop_topic(%s)', (TOPIC,))
     # Small segments, so that the run also crosses many segment boundaries.
     cur.execute('SELECT pgtopic.create_topic(%s, %s, segment_size => 5000)', (TOPIC, a.partitions))
+    # a consumer that processes inside a PL/pgSQL EXCEPTION block which fails at random
+    cur.execute("""
+        CREATE OR REPLACE FUNCTION chaos_exception_poll(t text, g text, fail boolean)
+        RETURNS TABLE (p integer, o bigint, v text) LANGUAGE plpgsql AS $$
+        DECLARE ps integer[]; os bigint[]; vs text[];
+        BEGIN
+            BEGIN
+                SELECT array_agg(c."partition"), array_agg(c.msg_offset), array_agg(c.value)
+                  INTO ps, os, vs FROM pgtopic.consume_text(t, g, 100, 100) c;
+                IF fail AND ps IS NOT NULL THEN
+                    RAISE EXCEPTION 'processing failed';
+                END IF;
+            EXCEPTION WHEN raise_exception THEN
+                RETURN;  -- the block's consume is rolled back: those messages come again
+            END;
+            RETURN QUERY SELECT * FROM unnest(ps, os, vs);
+        END $$""")
     setup.close()
 
     master = random.Random(a.seed)
@@ -352,7 +406,8 @@ def run(a, dsn, server):
     print(f'chaos: {a.seconds:g} s, producers={a.producers} consumers={a.consumers} partitions={a.partitions} '
           f'seed={a.seed}; transactions committed={ledger.committed_tx} rolled_back={ledger.rolled_back_tx} '
           f'held_open={ledger.held_tx}; kills={dict(ledger.kills)} member_sessions={ledger.sessions} '
-          f'consumer_rollbacks={ledger.consumer_rollbacks} redelivery_restarts={ledger.restarts}; drain {drain_s:.1f} s')
+          f'consumer_rollbacks={ledger.consumer_rollbacks} savepoint_rollbacks={ledger.savepoint_rollbacks} '
+          f'polls={dict(ledger.modes)} redelivery_restarts={ledger.restarts}; drain {drain_s:.1f} s')
     print(f'chaos: acknowledged={len(acked)} rolled_back_msgs={len(ledger.rolled_back)} in_doubt={len(ledger.in_doubt)} '
           f'delivered_main={sum(ledger.delivered[MAIN].values())} (distinct {len(main_seen)}) '
           f'delivered_witness={sum(ledger.delivered[WITNESS].values())} (distinct {len(witness_seen)}) '

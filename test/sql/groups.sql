@@ -107,3 +107,146 @@ SELECT "partition", committed_offset FROM pgtopic.catalog_offsets JOIN pgtopic.c
 SELECT pgtopic.seek('g2', 'seek_only', 1, 0);
 SELECT "partition", committed_offset FROM pgtopic.catalog_offsets JOIN pgtopic.catalog_groups USING (group_id)
  WHERE group_name = 'seek_only';
+
+-- only what the caller read counts as handed out: LIMIT 3, then the next call starts at the 4th
+SELECT pgtopic.create_topic('glim', 1);
+SELECT pgtopic.produce_batch('glim', array_agg('m' || i)) FROM generate_series(0, 9) AS i;
+SELECT msg_offset FROM pgtopic.consume('glim', 'l', 100) LIMIT 3;
+SELECT msg_offset FROM pgtopic.consume('glim', 'l', 2);
+SELECT "partition", committed_offset FROM pgtopic.consumer_lag WHERE group_name = 'l';
+-- a cursor closed early: the rows fetched count, the others come again
+BEGIN;
+DECLARE c CURSOR FOR SELECT msg_offset FROM pgtopic.consume('glim', 'l', 100);
+FETCH 2 FROM c;
+-- a second consume of the member while its first result is open is refused
+SAVEPOINT s;
+SELECT count(*) FROM pgtopic.consume('glim', 'l', 100);
+ROLLBACK TO s;
+CLOSE c;
+COMMIT;
+SELECT msg_offset FROM pgtopic.consume('glim', 'l', 100);
+-- in the select list too
+SELECT pgtopic.seek('glim', 'l', 0, 0);
+SELECT (pgtopic.consume('glim', 'l', 100)).msg_offset LIMIT 1;
+SELECT msg_offset FROM pgtopic.consume('glim', 'l', 1);
+
+-- ROLLBACK TO SAVEPOINT puts the positions back where the savepoint was
+SELECT pgtopic.create_topic('sp', 1);
+SELECT pgtopic.produce_batch('sp', array_agg('m' || i)) FROM generate_series(0, 9) AS i;
+CREATE TABLE sp_out (o bigint);
+-- (the issue's repro: the group was joined inside the savepoint, so the join is rolled back too)
+BEGIN;
+SAVEPOINT s;
+INSERT INTO sp_out SELECT msg_offset FROM pgtopic.consume('sp', 'g', 5);
+ROLLBACK TO s;
+SELECT pgtopic.commit('sp', 'g');
+COMMIT;
+SELECT count(*) FROM pgtopic.consume('sp', 'g', 0);
+BEGIN;
+SAVEPOINT s;
+INSERT INTO sp_out SELECT msg_offset FROM pgtopic.consume('sp', 'g', 5);
+ROLLBACK TO s;
+SELECT pgtopic.commit('sp', 'g');
+COMMIT;
+SELECT "partition", committed_offset FROM pgtopic.consumer_lag WHERE topic = 'sp';
+SELECT msg_offset FROM pgtopic.consume('sp', 'g', 3);
+-- a released savepoint keeps what it read; the outer ROLLBACK undoes both
+BEGIN;
+SAVEPOINT a;
+SELECT msg_offset FROM pgtopic.consume('sp', 'g', 2);
+RELEASE a;
+SELECT msg_offset FROM pgtopic.consume('sp', 'g', 2);
+ROLLBACK;
+SELECT msg_offset FROM pgtopic.consume('sp', 'g', 2);
+
+-- a PL/pgSQL EXCEPTION block that catches a failure in the processing: nothing is lost
+SELECT pgtopic.seek('sp', 'g', 0, 0);
+SELECT count(*) FROM pgtopic.consume('sp', 'g', 0);
+CREATE FUNCTION process_batch(fail boolean) RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE n bigint;
+BEGIN
+    BEGIN
+        INSERT INTO sp_out SELECT msg_offset FROM pgtopic.consume('sp', 'g', 4);
+        GET DIAGNOSTICS n = ROW_COUNT;
+        IF fail THEN
+            RAISE EXCEPTION 'processing failed';
+        END IF;
+        PERFORM pgtopic.commit('sp', 'g');
+        RETURN n;
+    EXCEPTION WHEN raise_exception THEN
+        RETURN -1;
+    END;
+END $$;
+SELECT process_batch(true);
+SELECT process_batch(false);
+SELECT array_agg(o ORDER BY o) FROM sp_out;
+SELECT "partition", committed_offset FROM pgtopic.consumer_lag WHERE topic = 'sp';
+
+-- PREPARE TRANSACTION after consume, commit or seek is refused before anything changes
+BEGIN;
+SELECT msg_offset FROM pgtopic.consume('sp', 'g', 2);
+PREPARE TRANSACTION 'p1';
+SELECT msg_offset FROM pgtopic.consume('sp', 'g', 2);
+BEGIN;
+SELECT pgtopic.seek('sp', 'g', 0, 1);
+PREPARE TRANSACTION 'p2';
+SELECT count(*) FROM pg_prepared_xacts;
+-- a group created in a transaction that is prepared: refused, and the session still works
+BEGIN;
+SELECT count(*) FROM pgtopic.consume('sp', 'newgroup', 1);
+PREPARE TRANSACTION 'p3';
+SELECT count(*) FROM pgtopic.consume('sp', 'newgroup', 1);
+SELECT pgtopic.commit('sp', 'newgroup');
+-- and one created in a rolled-back subtransaction
+BEGIN;
+SAVEPOINT s;
+SELECT count(*) FROM pgtopic.consume('sp', 'subgroup', 1);
+ROLLBACK TO s;
+SELECT count(*) FROM pgtopic.consume('sp', 'subgroup', 1);
+COMMIT;
+SELECT count(*) FROM pgtopic.consume('sp', 'subgroup', 100);
+
+-- a dropped topic's memberships are released; a re-created topic of the same name starts clean
+SELECT pgtopic.drop_topic('sp');
+SELECT count(*) FROM pgtopic.group_members WHERE topic = 'sp';
+SELECT pgtopic.create_topic('sp', 1);
+SELECT pgtopic.produce_batch('sp', ARRAY['new0', 'new1']);
+SELECT msg_offset, value FROM pgtopic.consume_text('sp', 'g', 10);
+
+-- poison messages: a value that does not convert comes back as NULL with the reason and the raw
+-- bytes, and the group moves on (nothing is skipped silently)
+SELECT pgtopic.create_topic('poison', 1);
+SELECT pgtopic.produce('poison', '{"ok": 1}'::jsonb);
+SELECT pgtopic.produce('poison', 'not json'::text);
+SELECT pgtopic.produce('poison', '\x6100ff'::bytea);
+SELECT pgtopic.produce('poison', '{"ok": 2}'::jsonb);
+SELECT msg_offset, value, error, raw FROM pgtopic.consume_json('poison', 'j', 10);
+SELECT count(*) FROM pgtopic.consume_json('poison', 'j', 10);
+SELECT msg_offset, value, error, raw FROM pgtopic.consume_text('poison', 't', 10);
+
+-- member_id: a member held by a lease (pgtopic.session_timeout), not by the session
+SELECT msg_offset FROM pgtopic.consume('glim', 'leased', 3, member_id => 'm-1');
+SELECT member_id, kind, lease_expiry > now() AS leased, partitions FROM pgtopic.group_members WHERE group_name = 'leased';
+-- the session is another member (it gets nothing: m-1 owns the only partition)
+SELECT count(*) FROM pgtopic.consume('glim', 'leased', 3);
+SELECT pgtopic.commit('glim', 'leased', member_id => 'm-1');
+SELECT "partition", committed_offset, owner_member_id FROM pgtopic.consumer_lag WHERE group_name = 'leased';
+SELECT pgtopic.commit('glim', 'leased', member_id => 'never-consumed');
+SELECT pgtopic.seek('glim', 'leased', 0, 0);
+SELECT pgtopic.seek('glim', 'leased', 0, 1, member_id => 'm-1');
+SELECT msg_offset FROM pgtopic.consume('glim', 'leased', 2, member_id => 'm-1');
+SELECT pgtopic.leave('glim', 'leased', member_id => 'm-1');
+SELECT pgtopic.leave('glim', 'leased', member_id => 'm-1');
+SELECT pgtopic.leave('glim', 'leased');
+SELECT count(*) FROM pgtopic.group_members WHERE group_name = 'leased';
+SELECT count(*) FROM pgtopic.consume('glim', 'leased', 3, member_id => '');
+SELECT count(*) FROM pgtopic.consume('glim', 'leased', 3, member_id => repeat('x', 129));
+
+-- the converting forms in a long poll (they peek with the stored row shape)
+SELECT pgtopic.produce('poison', 'late'::text);
+SELECT msg_offset, value, error FROM pgtopic.consume_text('poison', 't', 10, 200);
+SELECT msg_offset, value, error FROM pgtopic.consume_json('poison', 'j', 10, 200);
+SELECT count(*) FROM pgtopic.consume_text('poison', 't', 10, 100);
+
+-- clean up (later tests list every topic)
+SELECT pgtopic.drop_topic(t) FROM unnest(ARRAY['glim', 'sp', 'poison']) AS t;

@@ -52,6 +52,26 @@ note sprintf('long poll woke %.0f ms after it started (the commit came at 300 ms
 });
 like($out, qr/^0\n1$/m, 'a rolled-back message is not returned');
 cmp_ok($elapsed, '>=', 1.4, "after a rollback the consumer waits until wait_ms (took ${elapsed}s)");
+
+# DDL does not wait for a long poll (the sleeping consumer holds no lock on the topic), and
+# alter_topic's new partition is seen by the waiting consumer, which a produce there wakes.
+($elapsed, $out) = timed_consume(6000, sub {
+    my $t0 = time;
+    $node->safe_psql('postgres', q{SELECT pgtopic.alter_topic('wake', partitions => 3)});
+    my $ddl = time - $t0;
+    cmp_ok($ddl, '<', 1.0, sprintf('alter_topic during a long poll returns at once (%.0f ms)', $ddl * 1000));
+    usleep(1_200_000);  # the consumer looks the topic up again within a second
+    $node->safe_psql('postgres', q{SELECT pgtopic.produce('wake', 'on the new partition', partition => 2)});
+});
+like($out, qr/^1\n1$/m, 'the waiting consumer takes the new partition and returns its message');
+cmp_ok($elapsed, '<', 4.5, "it returns soon after that produce, not at wait_ms (took ${elapsed}s)");
+($elapsed, $out) = timed_consume(3000, sub {
+    my $t0 = time;
+    $node->safe_psql('postgres', q{SELECT pgtopic.create_topic('wake_drop')});
+    $node->safe_psql('postgres', q{SELECT pgtopic.drop_topic('wake_drop')});
+    my $ddl = time - $t0;
+    cmp_ok($ddl, '<', 1.0, sprintf('create and drop of another topic during a long poll do not wait (%.0f ms)', $ddl * 1000));
+});
 $consumer->quit;
 
 # ---- LISTEN pgtopic ---------------------------------------------------------------------------
@@ -166,16 +186,22 @@ ok($node->poll_query_until('postgres',
         q{SELECT log_start_offset = 20 FROM pgtopic.partitions WHERE topic = 'locked'}),
     'and to the locked topic once its lock is free');
 
-# max poll interval: a member that owns partitions and stops polling is terminated by the worker
-my $sleepy = $node->background_psql('postgres');
+# max poll interval: a member that owns partitions and stops polling is fenced, not terminated,
+# once another member needs its partitions: they go to the member that polls, the idle session
+# lives on, and its next commit is rejected.
+my $sleepy = $node->background_psql('postgres', on_error_stop => 0);
 $sleepy->query_safe(q{SELECT count(*) FROM pgtopic.consume('ahead', 'sleepy', 1)});
 my $sleepy_pid = $sleepy->query_safe('SELECT pg_backend_pid()');
 $sleepy_pid =~ s/\D//g;
-ok($node->poll_query_until('postgres', "SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $sleepy_pid"),
-    'the worker terminates a member that stopped polling for max_poll_interval');
-is($node->safe_psql('postgres',
-    q{SELECT count(*) FROM pgtopic.consumer_lag WHERE group_name = 'sleepy' AND owner_pid IS NOT NULL}),
-   '0', 'its partitions are free for the other members');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM pgtopic.consume('ahead', 'sleepy', 100)}), '0',
+   'within max_poll_interval the idle member keeps its partition');
+sleep(4);
+is($node->safe_psql('postgres', q{SELECT count(*) FROM pgtopic.consume('ahead', 'sleepy', 100)}), '30',
+   'after it, the member that polls takes the partition (from the committed offset: at least once)');
+is($node->safe_psql('postgres', "SELECT count(*) FROM pg_stat_activity WHERE pid = $sleepy_pid"), '1',
+   'the idle member\'s session is not terminated');
+$sleepy->query(q{SELECT pgtopic.commit('ahead', 'sleepy')});
+like($sleepy->{stderr}, qr/no longer in group "sleepy"/, 'its next commit is rejected (fenced)');
 eval { $sleepy->quit; };
 
 $node->stop;

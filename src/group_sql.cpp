@@ -1,0 +1,310 @@
+// The consumer groups' SQL entry points: consume (and its text/JSON forms), commit, leave, seek.
+#include "guard.hpp"
+#include "groups.hpp"
+
+extern "C" {
+#include "common/jsonapi.h"
+#include "mb/pg_wchar.h"
+#include "utils/jsonb.h"
+}
+
+namespace pgtopic {
+namespace {
+
+bool topic_exists(text *topic_name)
+{
+    Oid argtypes[1] = {TEXTOID};
+    Datum values[1] = {PointerGetDatum(topic_name)};
+    InternalScope scope = internal_begin();
+    int rc = SPI_execute_with_args("SELECT 1 FROM pgtopic.catalog_topics WHERE topic = $1", 1, argtypes, values,
+                                   nullptr, true, 1);
+    bool exists = rc == SPI_OK_SELECT && SPI_processed == 1;
+    internal_end(scope);
+    return exists;
+}
+
+void refuse_during_recovery()
+{
+    if (RecoveryInProgress())
+        ereport(ERROR, (errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION), errmsg("cannot consume during recovery"),
+                        errhint("Consumer groups commit offsets: connect to the primary.")));
+}
+
+enum class ValueAs { Bytes, Text, Json };
+
+// The stored row shape (partition, msg_offset, key, value bytea, headers, produced_at), for
+// consume_text and consume_json, which convert each row into their own result.
+TupleDesc stored_row_desc()
+{
+    TupleDesc desc = CreateTemplateTupleDesc(6);
+    TupleDescInitEntry(desc, 1, "partition", INT4OID, -1, 0);
+    TupleDescInitEntry(desc, 2, "msg_offset", INT8OID, -1, 0);
+    TupleDescInitEntry(desc, 3, "key", TEXTOID, -1, 0);
+    TupleDescInitEntry(desc, 4, "value", BYTEAOID, -1, 0);
+    TupleDescInitEntry(desc, 5, "headers", JSONBOID, -1, 0);
+    TupleDescInitEntry(desc, 6, "produced_at", TIMESTAMPTZOID, -1, 0);
+    return BlessTupleDesc(desc);
+}
+
+// value (bytea) as text or jsonb; a value that does not convert is returned as NULL with the
+// reason in `error` and the bytes in `raw`: one poison message never blocks the group.
+void convert_value(Datum value, ValueAs as, Datum *out, bool *out_null, Datum *error, bool *error_null)
+{
+    bytea *bytes = DatumGetByteaPP(value);
+    const char *data = VARDATA_ANY(bytes);
+    int len = VARSIZE_ANY_EXHDR(bytes);
+    *out_null = true;
+    *error_null = false;
+    if (!pg_verify_mbstr(GetDatabaseEncoding(), data, len, true)) {
+        *error = CStringGetTextDatum(psprintf("not valid %s text (or contains a zero byte)",
+                                              GetDatabaseEncodingName()));
+        return;
+    }
+    if (as == ValueAs::Text) {
+        *out = PointerGetDatum(cstring_to_text_with_len(data, len));
+        *out_null = false;
+        *error_null = true;
+        return;
+    }
+    JsonLexContext *lex = makeJsonLexContextCstringLen(const_cast<char *>(data), len, GetDatabaseEncoding(), true);
+    JsonParseErrorType parsed = pg_parse_json(lex, &nullSemAction);
+    if (parsed != JSON_SUCCESS) {
+        *error = CStringGetTextDatum(psprintf("not JSON: %s", json_errdetail(parsed, lex)));
+        return;
+    }
+    char *cstring = pnstrdup(data, len);
+    try {
+        *out = pg_call([&] { return DirectFunctionCall1(jsonb_in, CStringGetDatum(cstring)); });
+        *out_null = false;
+        *error_null = true;
+    } catch (const PgError &e) {
+        // Valid JSON that jsonb refuses (e.g. \u0000): the message says why.
+        *error = CStringGetTextDatum(psprintf("not jsonb: %s", e.what()));
+    }
+}
+
+// consume, consume_text and consume_json: (topic, group_name, max_messages, wait_ms, member_id).
+Datum consume(FunctionCallInfo fcinfo, ValueAs as)
+{
+    require_args(fcinfo, {"topic", "group_name", "max_messages", "wait_ms"});
+    text *topic_name = PG_GETARG_TEXT_PP(0);
+    text *group_name = PG_GETARG_TEXT_PP(1);
+    int32 max_messages = PG_GETARG_INT32(2);
+    int32 wait_ms = PG_GETARG_INT32(3);
+    check_group_name(group_name);
+    const char *member_id = member_id_arg(fcinfo, 4);
+    require_nonnegative(max_messages, "max_messages");
+    require_nonnegative(wait_ms, "wait_ms");
+    refuse_during_recovery();
+
+    Topic topic = lookup_topic(topic_name, AccessShareLock);
+    require_topic_right(topic, topic_name, Right::Consume);
+    begin_poll(max_messages);
+    Membership *m = &join_group(topic, topic_name, group_name, member_id);
+    require_no_open_delivery(*m);
+
+    // Long poll, before this call writes anything: asleep, it holds no row lock and no lock on
+    // the topic (DDL and fetch do not wait for it). Every producer transaction on the topic
+    // broadcasts its condition variable when it ends; a sleep lasts at most a second, after
+    // which the topic is looked up again (alter_topic's new partitions, a drop).
+    begin_materialized_result(fcinfo);
+    auto *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
+    // The stored row shape: the result's own for consume, a separate one for the converting forms.
+    TupleDesc stored_desc = as == ValueAs::Bytes ? rsinfo->setDesc : stored_row_desc();
+    if (wait_ms > 0) {
+        TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), wait_ms);
+        for (;;) {
+            ConditionVariable *changed = topic_changed(topic);
+            ConditionVariablePrepareToSleep(changed);
+            if (messages_available(*m, topic, stored_desc)) {
+                ConditionVariableCancelSleep();
+                break;
+            }
+            long remaining = static_cast<long>((deadline - GetCurrentTimestamp()) / 1000);
+            if (remaining <= 0) {
+                ConditionVariableCancelSleep();
+                break;
+            }
+            UnlockRelationOid(topic.root_relid, AccessShareLock);
+            (void) ConditionVariableTimedSleep(changed, Min(remaining, 1000L), PG_WAIT_EXTENSION);
+            ConditionVariableCancelSleep();
+            topic = lookup_topic(topic_name, AccessShareLock);  // 42704 if it was dropped meanwhile
+            m = &join_group(topic, topic_name, group_name, member_id);
+        }
+    }
+
+    save_for_rollback(*m);
+    commit_positions(*m, false);  // Kafka's auto-commit: what this member's previous call handed out
+    assign_and_load(*m, topic);
+    save_for_rollback(*m);  // partitions just taken, with their loaded positions
+
+    if (as == ValueAs::Bytes) {
+        (void) read_owned(*m, topic, max_messages, rsinfo, rsinfo->setResult);
+        return Datum(0);
+    }
+    ReturnSetInfo stored = *rsinfo;
+    stored.setDesc = stored_desc;
+    stored.setResult = tuplestore_begin_heap(false, false, work_mem);
+    (void) read_owned(*m, topic, max_messages, &stored, rsinfo->setResult);
+    TupleTableSlot *slot = MakeSingleTupleTableSlot(stored.setDesc, &TTSOpsMinimalTuple);
+    while (tuplestore_gettupleslot(stored.setResult, true, false, slot)) {
+        slot_getallattrs(slot);
+        Datum values[8];
+        bool nulls[8];
+        for (int i = 0; i < 6; i++) {
+            values[i] = slot->tts_values[i];
+            nulls[i] = slot->tts_isnull[i];
+        }
+        values[6] = values[7] = Datum(0);
+        nulls[6] = nulls[7] = true;
+        if (!nulls[3]) {
+            Datum raw = values[3];
+            convert_value(raw, as, &values[3], &nulls[3], &values[6], &nulls[6]);
+            if (!nulls[6]) {
+                values[7] = raw;
+                nulls[7] = false;
+            }
+        }
+        tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+    }
+    ExecDropSingleTupleTableSlot(slot);
+    tuplestore_end(stored.setResult);
+    return Datum(0);
+}
+
+}  // namespace
+}  // namespace pgtopic
+
+using namespace pgtopic;
+
+PGTOPIC_FUNCTION(pgtopic_consume)
+{
+    return consume(fcinfo, ValueAs::Bytes);
+}
+
+PGTOPIC_FUNCTION(pgtopic_consume_text)
+{
+    return consume(fcinfo, ValueAs::Text);
+}
+
+PGTOPIC_FUNCTION(pgtopic_consume_json)
+{
+    return consume(fcinfo, ValueAs::Json);
+}
+
+PGTOPIC_FUNCTION(pgtopic_commit)
+{
+    require_args(fcinfo, {"topic", "group_name"});
+    text *topic_name = PG_GETARG_TEXT_PP(0);
+    text *group_name = PG_GETARG_TEXT_PP(1);
+    check_group_name(group_name);
+    const char *member_id = member_id_arg(fcinfo, 2);
+    Topic topic = lookup_topic(topic_name, AccessShareLock);
+    require_topic_right(topic, topic_name, Right::Consume);
+    Membership &m = existing_membership(topic, topic_name, group_name, member_id);
+    save_for_rollback(m);
+    commit_positions(m, true);
+    PG_RETURN_VOID();
+}
+
+PGTOPIC_FUNCTION(pgtopic_leave)
+{
+    require_args(fcinfo, {"topic", "group_name"});
+    text *topic_name = PG_GETARG_TEXT_PP(0);
+    text *group_name = PG_GETARG_TEXT_PP(1);
+    check_group_name(group_name);
+    const char *member_id = member_id_arg(fcinfo, 2);
+    // Memberships of a dropped topic of that name go first (nothing to commit any more); if the
+    // name has no topic now, that is the answer (no 42704 for a topic the member was in).
+    if (leave_dropped_topic(topic_name, group_name, member_id) && !topic_exists(topic_name))
+        PG_RETURN_BOOL(true);
+    Topic topic = lookup_topic(topic_name, AccessShareLock);
+    require_topic_right(topic, topic_name, Right::Consume);
+    Membership *m = find_membership(topic, group_name, member_id);
+    if (m == nullptr && member_id != nullptr) {
+        // A lease member that consumed through another backend.
+        char name[GROUP_NAME_MAX + 1];
+        text_to_cstring_buffer(group_name, name, sizeof name);
+        LWLockAcquire(coordinator_lock(), LW_SHARED);
+        int32 gs = coordinator_find_group(topic, name);
+        bool exists = gs >= 0 && coordinator_find_lease(gs, member_id).slot >= 0;
+        LWLockRelease(coordinator_lock());
+        if (exists)
+            m = &join_group(topic, topic_name, group_name, member_id);
+    }
+    if (m == nullptr)
+        PG_RETURN_BOOL(false);
+    leave_group(*m, true);
+    PG_RETURN_BOOL(true);
+}
+
+// seek: the next consume of this group on that partition starts at to_offset. From the owning
+// member it moves its position; from elsewhere it needs the partition to be unowned. Either way
+// the offset is committed in the caller's transaction (a member that takes the partition
+// meanwhile waits for that row, then reads the sought offset).
+PGTOPIC_FUNCTION(pgtopic_seek)
+{
+    require_args(fcinfo, {"topic", "group_name", "partition", "to_offset"});
+    text *topic_name = PG_GETARG_TEXT_PP(0);
+    text *group_name = PG_GETARG_TEXT_PP(1);
+    int32 partition = PG_GETARG_INT32(2);
+    int64 to_offset = PG_GETARG_INT64(3);
+    check_group_name(group_name);
+    const char *member_id = member_id_arg(fcinfo, 4);
+    require_nonnegative(to_offset, "to_offset");
+    Topic topic = lookup_topic(topic_name, AccessShareLock);
+    require_topic_right(topic, topic_name, Right::Consume);
+    check_partition(topic, partition);
+    int64 high_watermark = partition_offsets(topic, partition).high_watermark;
+    if (to_offset > high_watermark)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("offset " INT64_FORMAT " is beyond the end of partition %d", to_offset, partition),
+                        errdetail("The partition's high watermark is " INT64_FORMAT ".", high_watermark),
+                        errhint("Use pgtopic.seek_to_end() to skip everything.")));
+
+    Membership *m = find_membership(topic, group_name, member_id);
+    int32 group_id;
+    bool owner = false;
+    if (m != nullptr) {
+        save_for_rollback(*m);
+        owner = seek_owned(*m, partition, to_offset);
+        group_id = m->group_id;
+    }
+    if (!owner) {
+        char name[GROUP_NAME_MAX + 1];
+        text_to_cstring_buffer(group_name, name, sizeof name);
+        // The coordinator's id when the group has members (no wait for an uncommitted row).
+        group_id = 0;
+        LWLockAcquire(coordinator_lock(), LW_SHARED);
+        int32 known = coordinator_find_group(topic, name);
+        if (known >= 0)
+            group_id = group_at(known)->group_id;
+        LWLockRelease(coordinator_lock());
+        bool created = false;
+        if (group_id == 0)
+            group_id = group_id_for(topic, group_name, &created);
+        int32 owner_pid = 0;
+        const char *owner_member = "";
+        LWLockAcquire(coordinator_lock(), LW_SHARED);
+        int32 gs = coordinator_find_group(topic, name);
+        if (gs >= 0 && group_at(gs)->group_id == group_id && partition < group_at(gs)->n_partitions) {
+            int32 o = partition_of(*group_at(gs), partition)->owner;
+            if (o > 0) {
+                owner_pid = member_at(o - 1)->pid;
+                owner_member = pstrdup(member_at(o - 1)->member_id);
+            }
+        }
+        LWLockRelease(coordinator_lock());
+        if (owner_pid != 0)
+            ereport(ERROR, (errcode(ERRCODE_OBJECT_IN_USE),
+                            errmsg("partition %d of topic \"%s\" is owned by another member of group \"%s\"",
+                                   partition, text_to_cstring(topic_name), text_to_cstring(group_name)),
+                            owner_member[0] != '\0'
+                                ? errdetail("The owner is member_id \"%s\".", owner_member)
+                                : errdetail("The owner is the session with pid %d.", owner_pid),
+                            errhint("Call seek from the owning member, or make it leave the group first.")));
+    }
+    Datum part = Int32GetDatum(partition), offset = Int64GetDatum(to_offset);
+    store_offsets(group_id, &part, &offset, 1);
+    PG_RETURN_VOID();
+}
