@@ -172,6 +172,11 @@ SELECT t.topic_id, p FROM pgtopic.catalog_topics t, generate_series(0, t.partiti
 CREATE FUNCTION pgtopic._raise_log_start(topic_id integer, "partition" integer, log_start bigint) RETURNS void
     AS 'MODULE_PATHNAME', 'pgtopic_raise_log_start' LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
 
+-- Internal: retention's locks for DROP TABLE of a segment: the partition table (waiting at most
+-- 200 ms), then the segment (never waiting; false when a reader or producer holds it).
+CREATE FUNCTION pgtopic._lock_for_drop(partition_table regclass, segment regclass) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'pgtopic_lock_for_drop' LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
+
 -- Internal: WAL-logs the last stable offsets that moved (what hot standbys may read up to).
 CREATE FUNCTION pgtopic._log_stable_offsets() RETURNS integer
     AS 'MODULE_PATHNAME', 'pgtopic_log_stable_offsets' LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
@@ -316,9 +321,9 @@ END $$;
 --    Only whole segments below the last stable offset are dropped, never the active one, and
 --    never with DELETE; the recorded log start offset moves above each dropped segment.
 -- Each creation and each drop is a subtransaction: a lock that is not free (a reader or
--- producer holds the segment, a creator holds the partition) skips that step until the next
--- pass. Drops lock with NOWAIT, so retention never waits for (or deadlocks with) a reader in a
--- transaction block.
+-- producer holds the segment, a creator holds the partition for longer than 200 ms) skips that
+-- step until the next pass. A drop never waits for a segment's lock, so retention never waits
+-- for (or deadlocks with) a reader in a transaction block.
 CREATE FUNCTION pgtopic._maintain_topic(topic_id integer)
 RETURNS TABLE (action text, topic text, "partition" integer, segment bigint)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -365,9 +370,9 @@ BEGIN
             EXIT WHEN NOT v_drop;
             v_bytes := v_bytes - pg_total_relation_size(s.relid);
             BEGIN
-                -- the partition table and the segment (DROP locks both), without waiting
-                EXECUTE format('LOCK TABLE ONLY pgtopic_data.%I, ONLY %s IN ACCESS EXCLUSIVE MODE NOWAIT',
-                               format('topic_%s_p%s', t.topic_id, o."partition"), s.relid);
+                -- the partition table and the segment (DROP locks both), never waiting for a reader
+                EXIT WHEN NOT pgtopic._lock_for_drop(
+                    format('pgtopic_data.%I', format('topic_%s_p%s', t.topic_id, o."partition"))::regclass, s.relid);
                 EXECUTE format('DROP TABLE %s', s.relid);
                 PERFORM pgtopic._raise_log_start(t.topic_id, o."partition", (s.segment + 1) * t.segment_size);
             EXCEPTION WHEN lock_not_available OR deadlock_detected THEN
@@ -400,6 +405,7 @@ BEGIN
 END $$;
 
 REVOKE ALL ON FUNCTION pgtopic._raise_log_start(integer, integer, bigint), pgtopic._log_stable_offsets(),
+                       pgtopic._lock_for_drop(regclass, regclass),
                        pgtopic._refuse_on_standby(text), pgtopic._maintain_topic(integer) FROM PUBLIC;
 REVOKE ALL ON TABLE pgtopic.catalog_partitions FROM PUBLIC;
 

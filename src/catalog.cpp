@@ -4,6 +4,7 @@
 
 extern "C" {
 #include "access/xlog.h"
+#include "replication/syncrep.h"
 }
 
 #include <string_view>
@@ -366,8 +367,12 @@ int64 raise_partition_bound(int32 topic_id, int32 partition, Bound bound, int64 
     // readers although its transaction aborts and nothing else flushes the WAL). The other
     // bounds need no flush: the log start goes with the DROP's commit, a stable offset only
     // matters to a standby, which receives flushed WAL only.
-    if (written && bound == Bound::Reserved)
+    if (written && bound == Bound::Reserved) {
         XLogFlush(XactLastRecEnd);
+        // And on the synchronous standby, as a commit would be: a standby promoted by a failover
+        // must know every reservation the old primary handed offsets out from.
+        SyncRepWaitForLSN(XactLastRecEnd, false);
+    }
     return stored;
 }
 

@@ -180,11 +180,10 @@ void create_requested()
     StartTransactionCommand();
     PushActiveSnapshot(GetTransactionSnapshot());
     pgstat_report_activity(STATE_RUNNING, "pgtopic: creating segments");
+    // Never queue behind a DDL or a long lock holder: the producer creates the segment itself.
+    (void) set_config_option("lock_timeout", "200ms", PGC_SUSET, PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
     // The topic's root first, in the order drop_topic locks (see segment_worker).
     if (extension_present() && OidIsValid(lock_topic_root(current_request.topic_id, AccessShareLock))) {
-        SPI_connect();
-        (void) SPI_execute("SET LOCAL lock_timeout = '200ms'", false, 0);
-        SPI_finish();
         Topic topic{};
         topic.id = current_request.topic_id;
         for (int64 k = current_request.from_segment; k <= current_request.upto_segment; k++) {
@@ -213,9 +212,10 @@ void log_stable()
     CommitTransactionCommand();
 }
 
-// One pass; an ERROR is reported and its transaction aborted. No C++ object lives here.
-void guarded_pass(void (*pass)(), MemoryContext pass_context)
+// One pass; an ERROR is reported and its transaction aborted (false). No C++ object lives here.
+bool guarded_pass(void (*pass)(), MemoryContext pass_context)
 {
+    volatile bool ok = true;
     PG_TRY();
     {
         pass();
@@ -226,8 +226,10 @@ void guarded_pass(void (*pass)(), MemoryContext pass_context)
         EmitErrorReport();
         FlushErrorState();
         AbortCurrentTransaction();
+        ok = false;
     }
     PG_END_TRY();
+    return ok;
 }
 
 void serve_segment_requests(MemoryContext pass_context)
@@ -236,11 +238,14 @@ void serve_segment_requests(MemoryContext pass_context)
     int n = take_segment_requests(requests, MAX_REQUESTS);
     // One transaction per segment: the first one (the one a producer may be waiting for) is
     // visible as soon as it exists.
+    // A failure (the partition's locks are busy) gives up the rest of that request: the
+    // producer creates what it needs itself.
     for (int i = 0; i < n; i++)
         for (int64 k = requests[i].from_segment; k <= requests[i].upto_segment; k++) {
             current_request = requests[i];
             current_request.from_segment = current_request.upto_segment = k;
-            guarded_pass(create_requested, pass_context);
+            if (!guarded_pass(create_requested, pass_context))
+                break;
         }
 }
 
@@ -275,6 +280,9 @@ void maintenance_main(void *)
     pgstat_report_appname("pgtopic maintenance");
     // The worker is a superuser: never let an object in a user-writable schema shadow a built-in.
     SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
+    // Every wait of the worker is bounded: a topic whose locks are held (a DDL, a long reader)
+    // is retried at the next pass, the others go on (passes lower it for their own steps).
+    SetConfigOption("lock_timeout", "1s", PGC_SUSET, PGC_S_SESSION);
     set_maintenance_latch(MyLatch);
     set_maintenance_database(MyDatabaseId);
     before_shmem_exit(forget_maintenance_database, Datum(0));

@@ -141,28 +141,29 @@ void release_my_slots(bool committed)
     for (int i = 0; i < my_slot_count; i++) {
         InflightSlot *slot = &my_slots[i];
         PartitionState *ps = slot->partition;
-        SpinLockAcquire(&ps->mutex);
-        // A rollback that held the LSO back while others took later offsets lets their
-        // committed messages through: that is news for subscribers too.
-        bool was_head = !committed && dlist_head_node(&ps->inflight) == &slot->node;
-        bool others_after = ps->next_offset > slot->last_offset + 1;
-        dlist_delete(&slot->node);
-        SpinLockRelease(&ps->mutex);
-        slot->partition = nullptr;
-
+        // Everything of the entry is read while our slot is still on its list: once it is off,
+        // the entry of a dropped topic may be freed at any moment (sweep_dropped).
         PartitionState *topic = ps->topic;
         ConditionVariable *cv = cv_of(ps->key);
         bool seen = false;
         for (int j = 0; j < i; j++)
             seen = seen || my_slots[j].partition_topic == topic;
         slot->partition_topic = topic;
+        SpinLockAcquire(&ps->mutex);
+        // A rollback that held the LSO back while others took later offsets lets their
+        // committed messages through: that is news for subscribers too.
+        bool was_head = !committed && dlist_head_node(&ps->inflight) == &slot->node;
+        bool others_after = ps->next_offset > slot->last_offset + 1;
+        bool news = !seen && (committed || (was_head && others_after));
+        if (news)
+            pg_atomic_fetch_add_u64(&topic->commits, 1);
+        dlist_delete(&slot->node);
+        SpinLockRelease(&ps->mutex);
+        slot->partition = nullptr;
         if (seen)
             continue;
-        if (committed || (was_head && others_after)) {
-            pg_atomic_fetch_add_u64(&topic->commits, 1);
-            wake_worker = true;
-        }
-        ConditionVariableBroadcast(cv);
+        wake_worker = wake_worker || news;
+        ConditionVariableBroadcast(cv);  // the pool is never freed
     }
     my_slot_count = 0;
     if (wake_worker && shared->maintenance_latch != nullptr && listeners_present())
@@ -186,9 +187,6 @@ PendingForget *pending = nullptr;  // in TopTransactionContext
 int n_pending = 0;
 int max_pending = 0;
 
-// Frees the entries of the topics this transaction dropped. Infallible (a commit callback):
-// no allocation; an entry another backend's slot still points to (a commit that could not be
-// confirmed to the synchronous standby) is kept, marked dropped, and freed once its list is empty.
 int compare_pending(const void *a, const void *b)
 {
     Oid x = static_cast<const PendingForget *>(a)->root_relid, y = static_cast<const PendingForget *>(b)->root_relid;
@@ -201,6 +199,9 @@ bool is_pending(Oid root)
     return bsearch(&key, pending, n_pending, sizeof(PendingForget), compare_pending) != nullptr;
 }
 
+// Frees the entries of the topics this transaction dropped. Infallible (a commit callback):
+// no allocation; an entry another backend's slot still points to (a commit that could not be
+// confirmed to the synchronous standby) is kept, marked dropped, and freed once its list is empty.
 void apply_pending_forgets()
 {
     if (n_pending == 0)

@@ -324,6 +324,19 @@ PGTOPIC_FUNCTION(pgtopic_raise_log_start)
     PG_RETURN_VOID();
 }
 
+// pgtopic._lock_for_drop(partition_table, segment): retention takes the two locks DROP TABLE of
+// the segment needs. The partition table may be held a moment by a segment creator: wait for it
+// at most 200 ms (a lock timeout, 55P03, for the caller's subtransaction to catch). The segment
+// is held by readers and producers, maybe for long (a transaction block): never wait for it.
+PGTOPIC_FUNCTION(pgtopic_lock_for_drop)
+{
+    int level = NewGUCNestLevel();
+    (void) set_config_option("lock_timeout", "200ms", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+    LockRelationOid(PG_GETARG_OID(0), AccessExclusiveLock);
+    AtEOXact_GUC(true, level);
+    PG_RETURN_BOOL(ConditionalLockRelationOid(PG_GETARG_OID(1), AccessExclusiveLock));
+}
+
 PGTOPIC_FUNCTION(pgtopic_log_stable_offsets)
 {
     PG_RETURN_INT32(RecoveryInProgress() ? 0 : log_stable_offsets());

@@ -27,6 +27,10 @@ $primary->backup('b');
 my $standby = PostgreSQL::Test::Cluster->new('standby');
 $standby->init_from_backup($primary, 'b', has_streaming => 1);
 $standby->start;
+# synchronous: a reservation waits for the standby as a commit does
+$primary->append_conf('postgresql.conf', "synchronous_standby_names = 'standby'\n");
+$primary->reload;
+ok($primary->poll_query_until('postgres', q{SELECT sync_state = 'sync' FROM pg_stat_replication}), 'the standby is synchronous');
 
 sub caught_up { $primary->wait_for_catchup($standby, 'replay', $primary->lsn('insert')); }
 
