@@ -437,12 +437,12 @@ SELECT g.group_name, t.topic, m.pid, a.application_name, a.client_addr, m.joined
   JOIN pgtopic._visible_topics t ON t.topic_id = g.topic_id
   LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = m.pid;
 
+-- The owning member's columns have group_members' names (pid, application_name, ...).
 CREATE VIEW pgtopic.consumer_lag WITH (security_barrier) AS
 SELECT g.group_name, t.topic, o."partition", c.committed_offset, o.log_start_offset, o.high_watermark,
        o.last_stable_offset,
        greatest(o.last_stable_offset - greatest(coalesce(c.committed_offset, o.log_start_offset), o.log_start_offset), 0) AS lag,
-       c.committed_at, m.pid AS owner_pid, a.application_name AS owner_application, a.client_addr AS owner_address,
-       m.joined_at AS owner_since, m.last_poll AS owner_last_poll, m.member_id AS owner_member_id
+       c.committed_at, m.pid, a.application_name, a.client_addr, m.joined_at, m.last_poll, m.member_id
   FROM pgtopic.catalog_groups g
   JOIN pgtopic._visible_topics t ON t.topic_id = g.topic_id
   CROSS JOIN LATERAL pgtopic.partition_offsets(t.topic) o

@@ -175,6 +175,7 @@ void _PG_init(void)
     ProcessUtility_hook = pgtopic::process_utility;
     pgtopic::offsets_init_backend_callbacks();
     pgtopic::groups_init_backend_callbacks();
+    pgtopic::privileges_init_hint_hook();
     pgtopic::register_maintenance_worker();
     pgtopic::kafka_server::register_worker();
 }

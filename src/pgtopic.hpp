@@ -68,6 +68,9 @@ int64 raise_partition_bound(int32 topic_id, int32 partition, Bound bound, int64 
 void refuse_during_recovery(const char *what);
 
 // ---- privileges (privileges.cpp) -------------------------------------------------------
+// PostgreSQL's own denials of pgtopic's schema, functions and views (EXECUTE, USAGE, SELECT)
+// get a HINT naming the extension role to grant (an emit_log_hook).
+void privileges_init_hint_hook();
 enum class Right { Produce, Consume, Admin };
 bool has_topic_right(int32 topic_id, Oid role, Right right);
 // 42501 naming the missing right unless the current user has it on the topic.

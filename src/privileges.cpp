@@ -13,6 +13,7 @@
 extern "C" {
 #include "catalog/pg_extension.h"
 #include "utils/acl.h"
+#include "utils/elog.h"
 }
 
 namespace pgtopic {
@@ -183,6 +184,89 @@ bool has_topic_right(int32 topic_id, Oid role, Right right)
     return (allowed & right_bit(right)) != 0;
 }
 
+// ---- hints for PostgreSQL's own denials ---------------------------------------------------
+namespace {
+
+emit_log_hook_type prev_emit_log_hook = nullptr;
+
+// The extension role that gives a pgtopic function, by the function's name.
+const char *role_for_function(const char *name)
+{
+    static const char *const consumer_prefixes[] = {"fetch", "consume", "commit", "leave", "seek", "offset_for_time"};
+    if (strncmp(name, "produce", 7) == 0)
+        return "pgtopic_producer";
+    for (const char *prefix : consumer_prefixes)
+        if (strncmp(name, prefix, strlen(prefix)) == 0)
+            return "pgtopic_consumer";
+    if (strcmp(name, "create_topic") == 0)
+        return "pgtopic_admin";
+    return nullptr;
+}
+
+// The word after "pgtopic." or the last word of a message such as "permission denied for function
+// produce" (the object's name comes last in every translation of aclcheck_error's messages that
+// matter here, and is never translated).
+const char *object_name(const char *message, char *buf, size_t size)
+{
+    const char *end = message + strlen(message);
+    const char *start = end;
+    while (start > message && start[-1] != ' ' && start[-1] != '"' && start[-1] != '.')
+        start--;
+    size_t len = Min(static_cast<size_t>(end - start), size - 1);
+    memcpy(buf, start, len);
+    buf[len] = '\0';
+    return buf;
+}
+
+// Runs for every message of every backend: only a 42501 ERROR from aclcheck_error about one of
+// pgtopic's objects, without a hint, is touched (before the transaction is aborted).
+void add_denial_hint(ErrorData *edata)
+{
+    if (prev_emit_log_hook != nullptr)
+        prev_emit_log_hook(edata);
+    if (edata->elevel != ERROR || edata->sqlerrcode != ERRCODE_INSUFFICIENT_PRIVILEGE || edata->hint != nullptr ||
+        edata->message_id == nullptr || edata->message == nullptr)
+        return;
+    const char *id = edata->message_id;
+    bool function = strcmp(id, "permission denied for function %s") == 0;
+    bool schema = strcmp(id, "permission denied for schema %s") == 0;
+    bool relation = strcmp(id, "permission denied for view %s") == 0 || strcmp(id, "permission denied for table %s") == 0;
+    if (!function && !schema && !relation)
+        return;
+    char name[NAMEDATALEN];
+    object_name(edata->message, name, sizeof name);
+    // The ACL check that failed has just looked the role up: its name is in the syscache.
+    const char *role = IsTransactionState() ? GetUserNameFromId(GetUserId(), true) : nullptr;
+    if (role == nullptr)
+        role = "<role>";
+    if (schema && strcmp(name, "pgtopic") == 0) {
+        edata->hint = psprintf("pgtopic's functions need membership in one of its roles: GRANT pgtopic_producer TO %s; "
+                               "(produce), GRANT pgtopic_consumer TO %s; (fetch, consume) or GRANT pgtopic_admin TO "
+                               "%s; (everything), then a right on each topic (pgtopic.grant_topic).",
+                               role, role, role);
+    } else if (schema && strcmp(name, "pgtopic_data") == 0) {
+        edata->hint = pstrdup("Message storage is not readable directly: read with pgtopic.fetch() or pgtopic.consume().");
+    } else if (function && role_for_function(name) != nullptr && strstr(edata->message, name) != nullptr) {
+        edata->hint = psprintf("%s() needs membership in %s: GRANT %s TO %s;", name, role_for_function(name),
+                               role_for_function(name), role);
+    } else if (relation && (strcmp(name, "topics") == 0 || strcmp(name, "partitions") == 0 ||
+                            strcmp(name, "consumer_lag") == 0 || strcmp(name, "group_members") == 0 ||
+                            strcmp(name, "lso_holders") == 0)) {
+        edata->hint = psprintf("pgtopic's views need membership in one of its roles, e.g. GRANT pgtopic_consumer TO %s;",
+                               role);
+    } else if (relation && strncmp(name, "catalog_", 8) == 0) {
+        edata->hint = pstrdup("pgtopic's catalog is changed only through its functions (create_topic, grant_topic, ...).");
+    }
+}
+
+}  // namespace
+
+void privileges_init_hint_hook()
+{
+    prev_emit_log_hook = emit_log_hook;
+    emit_log_hook = add_denial_hint;
+}
+
 void require_topic_right(const Topic &topic, text *topic_name, Right right)
 {
     if (has_topic_right(topic.id, GetUserId(), right))
@@ -201,7 +285,9 @@ void require_any_topic_right(const Topic &topic, text *topic_name)
         return;
     ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
                     errmsg("permission denied: produce or consume on topic \"%s\" is required",
-                           text_to_cstring(topic_name))));
+                           text_to_cstring(topic_name)),
+                    errhint("An admin can run: SELECT pgtopic.grant_topic('%s', '%s', 'consume');",
+                            text_to_cstring(topic_name), GetUserNameFromId(GetUserId(), false))));
 }
 
 void require_global_admin()

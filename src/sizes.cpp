@@ -28,15 +28,23 @@ PGTOPIC_FUNCTION(pgtopic_storage_bytes)
         if (!OidIsValid(relid))
             PG_RETURN_INT64(0);
     }
-    // Locks every segment (as pg_total_relation_size would, one by one); segments dropped
-    // meanwhile are left out.
-    List *relids = find_all_inheritors(relid, AccessShareLock, nullptr);
+    // No lock is kept: pg_total_relation_size locks each segment (and its indexes and TOAST) only
+    // while it measures it, so reading the views never fills the lock table however many segments
+    // exist. A segment dropped meanwhile measures NULL and is left out.
+    List *relids = find_all_inheritors(relid, NoLock, nullptr);
     int64 total = 0;
     ListCell *lc;
     foreach (lc, relids) {
         Oid leaf = lfirst_oid(lc);
-        if (get_rel_relkind(leaf) == RELKIND_RELATION)
-            total += DatumGetInt64(DirectFunctionCall1(pg_total_relation_size, ObjectIdGetDatum(leaf)));
+        if (get_rel_relkind(leaf) != RELKIND_RELATION)
+            continue;
+        LOCAL_FCINFO(size_call, 1);
+        InitFunctionCallInfoData(*size_call, nullptr, 1, InvalidOid, nullptr, nullptr);
+        size_call->args[0].value = ObjectIdGetDatum(leaf);
+        size_call->args[0].isnull = false;
+        Datum bytes = pg_total_relation_size(size_call);
+        if (!size_call->isnull)
+            total += DatumGetInt64(bytes);
     }
     PG_RETURN_INT64(total);
 }

@@ -65,13 +65,13 @@ RESET pgtopic.auto_offset_reset;
 
 -- views
 SELECT group_name, topic, pid = pg_backend_pid() AS me, partitions FROM pgtopic.group_members ORDER BY 1, 2;
-SELECT group_name, "partition", owner_pid = pg_backend_pid() AS mine, owner_since IS NOT NULL AS since
+SELECT group_name, "partition", pid = pg_backend_pid() AS mine, joined_at IS NOT NULL AS since
   FROM pgtopic.consumer_lag WHERE topic = 'g2' ORDER BY 1, 2;
 
 -- leave gives the partitions back at once and commits first
 SELECT pgtopic.leave('g2', 'billing');
 SELECT pgtopic.leave('g2', 'billing');
-SELECT "partition", owner_pid FROM pgtopic.consumer_lag WHERE group_name = 'billing' ORDER BY 1;
+SELECT "partition", pid FROM pgtopic.consumer_lag WHERE group_name = 'billing' ORDER BY 1;
 -- commit needs membership
 SELECT pgtopic.commit('g2', 'billing');
 
@@ -230,7 +230,7 @@ SELECT member_id, kind, lease_expiry > now() AS leased, partitions FROM pgtopic.
 -- the session is another member (it gets nothing: m-1 owns the only partition)
 SELECT count(*) FROM pgtopic.consume('glim', 'leased', 3);
 SELECT pgtopic.commit('glim', 'leased', member_id => 'm-1');
-SELECT "partition", committed_offset, owner_member_id FROM pgtopic.consumer_lag WHERE group_name = 'leased';
+SELECT "partition", committed_offset, member_id FROM pgtopic.consumer_lag WHERE group_name = 'leased';
 SELECT pgtopic.commit('glim', 'leased', member_id => 'never-consumed');
 SELECT pgtopic.seek('glim', 'leased', 0, 0);
 SELECT pgtopic.seek('glim', 'leased', 0, 1, member_id => 'm-1');

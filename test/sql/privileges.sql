@@ -88,9 +88,18 @@ BEGIN
 END $$;
 SELECT r AS role, pg_temp.sees(r) FROM unnest(ARRAY['pt_producer', 'pt_consumer', 'pt_topic_admin', 'pt_admin']) AS r;
 
--- denials name the missing right
+-- denials name the missing right, or the extension role to grant (PostgreSQL's own denials of
+-- pgtopic's schema, functions and views get a HINT)
+SET ROLE pt_nobody;
+SELECT pgtopic.produce('secret', 'x');
+SELECT * FROM pgtopic.topics;
+RESET ROLE;
 SET ROLE pt_consumer;
 SELECT pgtopic.produce('secret', 'x');
+SELECT pgtopic.produce_batch('secret', ARRAY['x']);
+SELECT pgtopic.create_topic('nope');
+SELECT * FROM pgtopic.catalog_topics;
+SELECT pgtopic.partition_offsets('other');
 SELECT pgtopic.fetch('other', 0, 0);
 RESET ROLE;
 SET ROLE pt_producer;

@@ -64,3 +64,14 @@ SELECT pgtopic.create_topic('maybe', 2);
 SELECT pgtopic.drop_topic('maybe', if_exists => true);
 SELECT pgtopic.drop_topic('maybe', if_exists => true);
 SELECT pgtopic.drop_topic('maybe');
+
+-- reading the views keeps no lock on the segments they measure (a partition whose offsets are
+-- first loaded in the transaction keeps one: its highest segment)
+SELECT pgtopic.create_topic('many-segments', 2, segment_size => 2);
+SELECT pgtopic.produce_batch('many-segments', array_agg(i::text), array_agg((i % 2)::text)) FROM generate_series(1, 40) AS i;
+BEGIN;
+SELECT count(*) AS partitions, sum(bytes) > 0 AS measured FROM pgtopic.partitions WHERE topic = 'many-segments';
+SELECT count(*) <= 2 AS at_most_one_per_partition FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+ WHERE l.pid = pg_backend_pid() AND c.relname LIKE (SELECT 'topic_' || topic_id || '_p%_s%' FROM pgtopic.catalog_topics WHERE topic = 'many-segments');
+COMMIT;
+SELECT pgtopic.drop_topic('many-segments');
