@@ -13,6 +13,7 @@
 
 extern "C" {
 #include "access/xlog.h"
+#include "utils/timeout.h"
 }
 
 #include <cinttypes>
@@ -60,6 +61,20 @@ bool serves(std::int16_t key, std::int16_t version)
 // ---- one SQL statement in its own transaction ---------------------------------------------
 
 constexpr int max_sql_args = 6;
+constexpr int statement_timeout_ms = 5000;
+
+// What one request may ask for: each topic of CreateTopics/DeleteTopics and each partition of
+// ListOffsets costs SQL run by the event loop, and each requested Metadata topic a response
+// entry, so a small frame must not make the loop work (or allocate) for long. Over a limit the
+// connection is closed, as for a malformed request.
+constexpr std::size_t max_topics_per_request = 10000;
+constexpr std::size_t max_sql_entries_per_request = 1000;
+
+void check_request_size(std::size_t entries, std::size_t limit, const char *what)
+{
+    if (entries > limit)
+        throw std::runtime_error(std::string(what) + ": more than " + std::to_string(limit) + " entries in one request");
+}
 
 // A statement's outcome: sqlstate 0 and the rows as text (palloc'd in the request context,
 // nullptr for NULL), or the error's SQLSTATE and message. Trivially destructible.
@@ -81,9 +96,11 @@ void run_sql_impl(const char *sql, int nargs, const char *const *args, bool comm
     pgstat_report_activity(STATE_RUNNING, sql);
     SPI_connect();
     // A request never holds the loop behind a lock for long, nor runs long (offset_for_time
-    // scans a partition): 55P03 and 57014 become REQUEST_TIMED_OUT, which clients retry.
+    // scans a partition): 55P03 and 57014 become REQUEST_TIMED_OUT, which clients retry. A
+    // statement_timeout setting is armed only by a client backend's own query loop: the worker
+    // arms the timer itself (disarmed after the statement, or by the error path in run_sql).
     (void) SPI_execute("SET LOCAL lock_timeout = '200ms'", false, 0);
-    (void) SPI_execute("SET LOCAL statement_timeout = '5s'", false, 0);
+    enable_timeout_after(STATEMENT_TIMEOUT, statement_timeout_ms);
     Oid types[max_sql_args];
     Datum values[max_sql_args];
     char nulls[max_sql_args];
@@ -93,6 +110,7 @@ void run_sql_impl(const char *sql, int nargs, const char *const *args, bool comm
         nulls[i] = args[i] ? ' ' : 'n';
     }
     int rc = SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0);
+    disable_timeout(STATEMENT_TIMEOUT, false);
     if (rc < 0)
         elog(ERROR, "pgtopic kafka: SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
     if (SPI_tuptable != nullptr && SPI_processed > 0) {
@@ -127,6 +145,7 @@ SqlResult run_sql(const char *sql, std::initializer_list<const char *> args, boo
         if (nargs < max_sql_args)
             argv[nargs++] = a;
     ErrorData *error = nullptr;
+    MemoryContext request_context = CurrentMemoryContext;
     try {
         pg_call([&] { run_sql_impl(sql, nargs, argv, commit, &result); });
     } catch (const PgError &e) {
@@ -136,9 +155,13 @@ SqlResult run_sql(const char *sql, std::initializer_list<const char *> args, boo
         result = SqlResult();
         result.sqlstate = error->sqlerrcode;
         std::snprintf(result.message, sizeof result.message, "%s", error->message ? error->message : "");
-        pg_call([] {
+        // The abort leaves TopMemoryContext current: the request's next statements must not
+        // allocate there (they would never be freed).
+        pg_call([request_context] {
+            disable_timeout(STATEMENT_TIMEOUT, false);
             AbortCurrentTransaction();
             pgstat_report_activity(STATE_IDLE, nullptr);
+            MemoryContextSwitchTo(request_context);
         });
     }
     return result;
@@ -185,6 +208,8 @@ bool valid_topic_name(std::string_view name)
 // request allows it: always before v4) with that many partitions.
 MetadataResponse metadata(const MetadataRequest &req)
 {
+    if (req.topics)
+        check_request_size(req.topics->size(), max_topics_per_request, "Metadata");
     SqlResult topics = run_sql("SELECT topic, partitions FROM pgtopic.topics ORDER BY topic", {});
     if (topics.sqlstate == ERRCODE_INVALID_SCHEMA_NAME || topics.sqlstate == ERRCODE_UNDEFINED_TABLE)
         topics = SqlResult();  // no CREATE EXTENSION pgtopic in this database (yet): no topics
@@ -245,6 +270,10 @@ MetadataResponse metadata(const MetadataRequest &req)
 // watermark for every client), else the first offset produced at or after the time.
 ListOffsetsResponse list_offsets(const ListOffsetsRequest &req)
 {
+    std::size_t entries = 0;
+    for (const auto &t : req.topics)
+        entries += 1 + t.partitions.size();
+    check_request_size(entries, max_sql_entries_per_request, "ListOffsets");
     ListOffsetsResponse r;
     for (const auto &t : req.topics) {
         std::string name(t.name);
@@ -297,6 +326,7 @@ ListOffsetsResponse list_offsets(const ListOffsetsRequest &req)
 // and max.message.bytes (-1 = no limit); others are INVALID_CONFIG.
 CreateTopicsResponse create_topics(std::int16_t version, const CreateTopicsRequest &req)
 {
+    check_request_size(req.topics.size(), max_sql_entries_per_request, "CreateTopics");
     CreateTopicsResponse r;
     for (const auto &t : req.topics) {
         CreateTopicsResponse::Topic out{std::string(t.name), 0, std::nullopt};
@@ -362,6 +392,7 @@ CreateTopicsResponse create_topics(std::int16_t version, const CreateTopicsReque
 // ---- DeleteTopics: pgtopic.drop_topic (the admin right on the topic), one transaction each.
 DeleteTopicsResponse delete_topics(const DeleteTopicsRequest &req)
 {
+    check_request_size(req.topic_names.size(), max_sql_entries_per_request, "DeleteTopics");
     DeleteTopicsResponse r;
     for (std::string_view t : req.topic_names) {
         std::string name(t);

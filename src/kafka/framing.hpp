@@ -12,8 +12,10 @@
 
 namespace pgtopic::kafka {
 
-// The default cap on a frame's size (Kafka's socket.request.max.bytes is 100 MiB).
-constexpr std::int32_t default_max_frame_bytes = 100 * 1024 * 1024;
+// The default cap on a frame's size: Kafka's socket.request.max.bytes is 100 MiB, but every
+// connection may buffer one frame (100 connections x 100 MiB would be 10 GB); 8 MiB holds a
+// producer's default 1 MiB request several times over.
+constexpr std::int32_t default_max_frame_bytes = 8 * 1024 * 1024;  // pgtopic.kafka_max_frame_bytes
 // api_key + api_version + correlation_id + client_id length: the smallest request header v1.
 constexpr std::int32_t min_request_frame_bytes = 10;
 

@@ -133,6 +133,15 @@ closed_after(frame(header(3, 4, 7) . "\x7f\xff\xff\xff"), 'an impossible topic c
 closed_after(frame(header(3, 1, 7) . "\x00\x00\x00\x01\x00\x09ab"), 'a truncated topic name closes the connection');
 closed_after(frame(header(0, 7, 7) . "\xff\xff\xff\xff\x00\x00\x75\x30\x00\x00\x00\x00"),
     'an API the listener does not serve (Produce) closes the connection');
+# A small frame cannot make the loop allocate or work for long: at most 10,000 Metadata topics.
+closed_after(frame(header(3, 1, 7) . pack('N', 10_001) . ("\x00\x00" x 10_001)),
+    'a Metadata request naming more than 10,000 topics closes the connection');
+{
+    my $s = connect_raw();
+    syswrite($s, frame(header(3, 1, 8) . pack('N', 2) . ("\x00\x00" x 2)));
+    ok(defined read_frame($s), 'a Metadata request naming 2 topics is answered');
+    close $s;
+}
 
 # ApiVersions v9: answered in v0 with UNSUPPORTED_VERSION (35) and the ranges served.
 my $s = connect_raw();

@@ -256,8 +256,9 @@ TEST(KafkaFraming, SizesCheckedBeforeBuffering)
     EXPECT_EQ(decode_error([] { frame_status(unhex("ffffffff")); }), ErrorCode::invalid_request);  // negative
     EXPECT_EQ(decode_error([] { frame_status(unhex("80000000")); }), ErrorCode::invalid_request);
     EXPECT_EQ(decode_error([] { frame_status(unhex("00000003")); }), ErrorCode::invalid_request);  // < a header
-    EXPECT_EQ(decode_error([] { frame_status(unhex("06400001")); }), ErrorCode::invalid_request);  // 100 MiB + 1
-    EXPECT_EQ(frame_status(unhex("06400000")).kind, FrameStatus::need_more);                       // 100 MiB: ok
+    EXPECT_EQ(decode_error([] { frame_status(unhex("00800001")); }), ErrorCode::invalid_request);  // 8 MiB + 1
+    EXPECT_EQ(frame_status(unhex("00800000")).kind, FrameStatus::need_more);                       // 8 MiB: ok
+    EXPECT_EQ(frame_status(unhex("06400000"), 100 * 1024 * 1024).kind, FrameStatus::need_more);   // 100 MiB with a higher cap
     EXPECT_EQ(decode_error([] { frame_status(unhex("00001001"), 4096); }), ErrorCode::invalid_request);
 }
 
