@@ -417,6 +417,24 @@ PartitionState *partition_state(const Topic &topic, int32 partition)
             ps->initialized = true;
         }
         SpinLockRelease(&ps->mutex);
+    } else {
+        SpinLockAcquire(&ps->mutex);
+        bool bounded = ps->bounded;
+        SpinLockRelease(&ps->mutex);
+        if (!bounded) {
+            // Loaded before the partition had a catalog_partitions row (ALTER EXTENSION UPDATE to
+            // 0.3.0 without a restart): from now on its reservations are durable too.
+            PartitionBounds bounds = read_partition_bounds(topic.id, partition);
+            if (bounds.present) {
+                SpinLockAcquire(&ps->mutex);
+                if (!ps->bounded) {
+                    ps->bounded = true;
+                    ps->reserved = bounds.reserved;
+                    ps->logged_stable = bounds.stable;
+                }
+                SpinLockRelease(&ps->mutex);
+            }
+        }
     }
     return ps;
 }
@@ -600,6 +618,22 @@ void forget_listener(int, Datum)
 }
 
 }  // namespace
+
+// DROP DATABASE succeeded: nobody is connected to it any more, and its entries go (the object
+// access hook does not see the topics of a dropped database).
+void forget_database(Oid database)
+{
+    if (shared == nullptr || !OidIsValid(database))
+        return;
+    LWLockAcquire(shared->hash_lock, LW_EXCLUSIVE);
+    HASH_SEQ_STATUS status;
+    hash_seq_init(&status, partition_hash);
+    while (auto *ps = static_cast<PartitionState *>(hash_seq_search(&status)))
+        if (ps->key.database == database)
+            ps->dropped = true;
+    sweep_dropped();
+    LWLockRelease(shared->hash_lock);
+}
 
 // Counts a backend that runs LISTEN pgtopic, until it exits. Without any, the maintenance
 // worker sends no NOTIFY and producers do not wake it: a round of notifications is a

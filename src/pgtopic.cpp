@@ -7,6 +7,7 @@
 
 extern "C" {
 #include "catalog/objectaccess.h"
+#include "commands/dbcommands.h"
 #include "catalog/pg_class.h"
 
 PG_MODULE_MAGIC;
@@ -115,10 +116,15 @@ void process_utility(PlannedStmt *pstmt, const char *query_string, bool read_onl
     if (stmt != nullptr && IsA(stmt, ListenStmt) &&
         strcmp(reinterpret_cast<ListenStmt *>(stmt)->conditionname, "pgtopic") == 0)
         note_listener();
+    Oid dropped_database = stmt != nullptr && IsA(stmt, DropdbStmt)
+                               ? get_database_oid(reinterpret_cast<DropdbStmt *>(stmt)->dbname, true)
+                               : InvalidOid;
     if (prev_process_utility_hook)
         prev_process_utility_hook(pstmt, query_string, read_only_tree, context, params, query_env, dest, qc);
     else
         standard_ProcessUtility(pstmt, query_string, read_only_tree, context, params, query_env, dest, qc);
+    if (OidIsValid(dropped_database))
+        forget_database(dropped_database);  // (an ERROR above skips this: the database is still there)
 }
 
 object_access_hook_type prev_object_access_hook = nullptr;

@@ -129,6 +129,8 @@ ConditionVariable *topic_changed(const Topic &topic);
 void set_maintenance_latch(Latch *latch);
 // LISTEN pgtopic in this backend (the ProcessUtility hook); whether any backend has done so.
 void note_listener();
+// DROP DATABASE succeeded: frees that database's shared-memory entries.
+void forget_database(Oid database);
 bool listeners_present();
 int topics_to_notify(Oid *relids, int max);
 

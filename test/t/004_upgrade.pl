@@ -61,6 +61,12 @@ like($err, qr/exceeds the topic's max_message_bytes \(10\)/, 'the new max_messag
 my ($hw0) = $before[0] =~ /^0:(\d+):/;
 is($node->safe_psql('upgraded', q{SELECT (pgtopic.produce('orders', 'short', partition => 0)).msg_offset}),
    $hw0, 'new offsets continue where the log ended');
+# A partition loaded into shared memory before the update (produced to above) reserves its
+# offsets durably from now on, without a restart.
+$node->safe_psql('upgraded', q{SELECT pgtopic.produce('orders', 'u', partition => 0)});
+cmp_ok($node->safe_psql('upgraded', q{SELECT reserved_offset FROM pgtopic.catalog_partitions p JOIN pgtopic.catalog_topics t USING (topic_id)
+                                       WHERE t.topic = 'orders' AND p."partition" = 0}),
+       '>', $hw0 + 1, 'a partition loaded before the update gets a durable reservation');
 
 # the upgraded schema is the same as a fresh install
 $node->safe_psql('fresh', 'CREATE EXTENSION pgtopic');

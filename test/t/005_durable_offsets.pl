@@ -170,5 +170,19 @@ q1(q{DROP EXTENSION pgtopic CASCADE; CREATE EXTENSION pgtopic;
      SELECT count(*) FROM generate_series(0, 14) AS p, LATERAL pgtopic.produce('again', 'x', partition => p);});
 pass('after DROP EXTENSION the shared memory is free again');
 
+# DROP DATABASE frees the entries of every topic in it (the object access hook does not see them)
+q1(q{SELECT pgtopic.drop_topic('again')});
+for my $round (1 .. 3)
+{
+    $node->safe_psql('postgres', 'CREATE DATABASE scratch');
+    $node->safe_psql('scratch', q{CREATE EXTENSION pgtopic; SELECT pgtopic.create_topic('wide', 10);
+                                  SELECT count(*) FROM generate_series(0, 9) AS p, LATERAL pgtopic.produce('wide', 'x', partition => p);});
+    $node->safe_psql('postgres', 'DROP DATABASE scratch');
+}
+pass('three databases of 10 partitions each created, filled and dropped with pgtopic.shared_partitions = 16');
+q1(q{SELECT pgtopic.create_topic('again', 15)});
+is(q1(q{SELECT count(*) FROM generate_series(0, 14) AS p, LATERAL pgtopic.produce('again', 'y', partition => p)}), '15',
+   'after them another database has room for 15 partitions again');
+
 $node->stop;
 done_testing();
