@@ -765,8 +765,10 @@ int log_stable_offsets()
         PartitionKey key;
         int64 lso;
     };
-    constexpr int MAX_LOG = 4096;
-    auto *todo = static_cast<Pending *>(palloc(sizeof(Pending) * MAX_LOG));
+    // Room for every partition entry there can be (pgtopic.shared_partitions): a fixed smaller
+    // batch, taken in hash order, would leave the same partitions unlogged on every pass.
+    const int MAX_LOG = Max(shared_partitions, 1);
+    auto *todo = static_cast<Pending *>(palloc(sizeof(Pending) * static_cast<Size>(MAX_LOG)));
     int n = 0;
     LWLockAcquire(shared->hash_lock, LW_SHARED);
     HASH_SEQ_STATUS status;
