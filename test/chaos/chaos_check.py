@@ -17,6 +17,11 @@ Starts a throwaway server (or uses --dsn) and, for --seconds, runs:
   as a member_id lease (pgtopic.session_timeout = 3s) instead of the session. A killer ends a random member every 0.3-1.5 s, half the time
   with pg_terminate_backend() and half by dropping its socket; the member reconnects and rejoins.
 - a second group ("witness") with one member that is never killed.
+- a second topic ("chaos-churn") dropped and re-created every 1-3 s while a producer writes to it
+  and one member of group "churn" keeps polling it from the same session: per incarnation and
+  partition, what the member got must be the incarnation's first offsets with none skipped
+  (a re-created topic starts clean: no position survives from the dropped one), in order, and the
+  last incarnation (never dropped) must be delivered completely.
 
 Then producers stop and both groups drain until their lag is 0. It reports acknowledged,
 delivered, lost, duplicated, reordered-within-partition and rolled-back-but-delivered counts,
@@ -260,6 +265,94 @@ class Member:
                 pass
 
 
+CHURN_TOPIC, CHURN_GROUP = 'chaos-churn', 'churn'
+
+
+class Churn:
+    """A topic dropped and re-created while it is produced to and consumed (issue 12 item 5)."""
+
+    def __init__(self, dsn, rnd, partitions=2):
+        self.dsn, self.rnd, self.partitions = dsn, rnd, partitions
+        self.gate = threading.Lock()   # held by a produce transaction, and by drop + create
+        self.incarnation = 0
+        self.acked = collections.defaultdict(set)      # (incarnation, partition) -> offsets
+        self.delivered = collections.defaultdict(list)  # (incarnation, partition) -> offsets in order
+        self.drops = 0
+        self.errors = collections.Counter()
+        self.stop_churn, self.stop_all = threading.Event(), threading.Event()
+
+    def create(self, cur):
+        cur.execute('SELECT pgtopic.create_topic(%s, %s)', (CHURN_TOPIC, self.partitions))
+
+    def churner(self):
+        conn = psycopg2.connect(self.dsn, application_name='chaos-churner')
+        conn.autocommit = True
+        cur = conn.cursor()
+        while not self.stop_churn.wait(self.rnd.uniform(1.0, 3.0)):
+            with self.gate:
+                cur.execute('SELECT pgtopic.drop_topic(%s)', (CHURN_TOPIC,))
+                self.create(cur)
+                self.incarnation += 1
+                self.drops += 1
+        conn.close()
+
+    def producer(self):
+        conn = psycopg2.connect(self.dsn, application_name='chaos-churn-producer')
+        cur = conn.cursor()
+        seq = 0
+        while not self.stop_all.is_set():
+            with self.gate:
+                inc = self.incarnation
+                values = [f'{inc}:{seq + i}' for i in range(self.rnd.randint(1, 20))]
+                seq += len(values)
+                try:
+                    cur.execute('SELECT "partition", msg_offset FROM pgtopic.produce_batch_offsets(%s, %s::text[])',
+                                (CHURN_TOPIC, values))
+                    rows = cur.fetchall()
+                    conn.commit()
+                except psycopg2.Error as e:
+                    conn.rollback()
+                    self.errors['churn producer: ' + (e.pgerror or str(e)).strip().splitlines()[0]] += 1
+                    continue
+            for part, off in rows:
+                self.acked[(inc, part)].add(off)
+            time.sleep(0.01)
+        conn.close()
+
+    def consumer(self):
+        conn = psycopg2.connect(self.dsn, application_name='chaos-churn-member')
+        conn.autocommit = True
+        cur = conn.cursor()
+        while not self.stop_all.is_set():
+            try:
+                cur.execute('SELECT "partition", msg_offset, value FROM pgtopic.consume_text(%s, %s, 100, 100)',
+                            (CHURN_TOPIC, CHURN_GROUP))
+                for part, off, value in cur.fetchall():
+                    self.delivered[(int(value.split(':')[0]), part)].append(off)
+            except psycopg2.Error as e:
+                self.errors['churn member: ' + (e.pgerror or str(e)).strip().splitlines()[0]] += 1
+                time.sleep(0.05)
+        conn.close()
+
+    def verdict(self):
+        """Problems found: skipped or reordered offsets per incarnation, and the last one incomplete."""
+        problems = []
+        for (inc, part), offs in self.delivered.items():
+            distinct = sorted(set(offs))
+            if distinct != list(range(len(distinct))):
+                problems.append(f'incarnation {inc} partition {part}: got {distinct[:8]}..., not its first offsets')
+            first_seen = [o for i, o in enumerate(offs) if o not in offs[:i]]
+            if first_seen != distinct:
+                problems.append(f'incarnation {inc} partition {part}: out of order')
+            if not set(distinct) <= self.acked[(inc, part)]:
+                problems.append(f'incarnation {inc} partition {part}: delivered offsets never acknowledged')
+        for part in range(self.partitions):
+            missing = self.acked[(self.incarnation, part)] - set(self.delivered[(self.incarnation, part)])
+            if missing:
+                problems.append(f'last incarnation partition {part}: {len(missing)} acknowledged messages not delivered')
+        return problems
+
+
 def killer(dsn, members, ledger, stop, rnd):
     conn = psycopg2.connect(dsn, application_name='chaos-killer')
     conn.autocommit = True
@@ -339,9 +432,12 @@ def run(a, dsn, server):
             END;
             RETURN QUERY SELECT * FROM unnest(ps, os, vs);
         END $$""")
+    cur.execute('SELECT pgtopic.drop_topic(%s, if_exists => true)', (CHURN_TOPIC,))
+    master = random.Random(a.seed)
+    churn = Churn(dsn, random.Random(master.random()))
+    churn.create(cur)
     setup.close()
 
-    master = random.Random(a.seed)
     ledger = Ledger()
     stop_producers, stop_killer, stop_consumers = threading.Event(), threading.Event(), threading.Event()
     members = [Member(i, MAIN, dsn, ledger, stop_consumers, random.Random(master.random()), True)
@@ -356,6 +452,9 @@ def run(a, dsn, server):
     kill = threading.Thread(target=killer, args=(dsn, members, ledger, stop_killer, random.Random(master.random())),
                             daemon=True)
     kill.start()
+    churn_threads = [threading.Thread(target=f, daemon=True) for f in (churn.churner, churn.producer, churn.consumer)]
+    for t in churn_threads:
+        t.start()
 
     start = time.time()
     time.sleep(a.seconds)
@@ -364,6 +463,8 @@ def run(a, dsn, server):
         t.join()
     stop_killer.set()
     kill.join()
+    churn.stop_churn.set()
+    churn_threads[0].join()
     produced_s = time.time() - start
 
     # Final drain: every group at lag 0 and every acknowledged message delivered to both groups.
@@ -376,6 +477,14 @@ def run(a, dsn, server):
                 and all(m.idle_polls >= 2 for m in members + [witness]):
             break
         time.sleep(0.2)
+    # the churn topic's last incarnation: its member gets everything acknowledged
+    churn_deadline = time.time() + 30
+    while time.time() < churn_deadline and churn.verdict():
+        time.sleep(0.2)
+    churn.stop_all.set()
+    for t in churn_threads[1:]:
+        t.join(timeout=10)
+    churn_problems = churn.verdict()
     stop_consumers.set()
     for m in members + [witness]:
         m.thread.join(timeout=10)
@@ -415,6 +524,13 @@ def run(a, dsn, server):
           f'(main {dup_main}, witness {dup_witness}) reordered={reordered} '
           f'rolled_back_delivered={len(rb_delivered)} phantom={len(phantom)} offset_mismatch={len(ledger.mismatch)} '
           f'final_lag={lags} crashes={len(crashes)}')
+    print(f'chaos: churn topic dropped and re-created {churn.drops} times; acknowledged '
+          f'{sum(len(v) for v in churn.acked.values())}, delivered {sum(len(v) for v in churn.delivered.values())}; '
+          f'problems={len(churn_problems)}')
+    for problem in churn_problems[:5]:
+        print(f'  churn: {problem}')
+    for what, n in churn.errors.most_common(4):
+        print(f'  churn client error x{n}: {what}')
     for what, n in ledger.errors.most_common(8):
         print(f'  client error x{n}: {what}')
     for label, items in (('lost (main)', sorted(lost_main)), ('lost (witness)', sorted(lost_witness)),
@@ -425,7 +541,7 @@ def run(a, dsn, server):
 
     failed = (lost_main or lost_witness or reordered or rb_delivered or phantom or ledger.mismatch or crashes
               or dup_witness or lags.get(MAIN) != 0 or lags.get(WITNESS) != 0 or not acked
-              or sum(ledger.kills.values()) == 0)
+              or sum(ledger.kills.values()) == 0 or churn_problems or churn.drops == 0)
     print('chaos: ' + ('FAIL' if failed else 'ok'))
     return 1 if failed else 0
 
