@@ -550,9 +550,14 @@ void offsets_object_access(Oid relid)
     forget_topic_at_commit(relid);
 }
 
+bool maintenance_serves_database()
+{
+    return shared->maintenance_database == MyDatabaseId && shared->maintenance_latch != nullptr;
+}
+
 bool request_segments(const Topic &topic, int32 partition, int64 from_segment, int64 upto_segment)
 {
-    if (shared->maintenance_database != MyDatabaseId || shared->maintenance_latch == nullptr)
+    if (!maintenance_serves_database())
         return false;
     bool queued = false;
     SpinLockAcquire(&shared->request_mutex);

@@ -110,6 +110,7 @@ int log_stable_offsets();
 // Segment creation requests for the maintenance worker (which needs no background-worker slot):
 // true when the worker serves this database and the request was queued.
 bool request_segments(const Topic &topic, int32 partition, int64 from_segment, int64 upto_segment);
+bool maintenance_serves_database();
 struct SegmentWanted {
     int32 topic_id;
     int32 partition;

@@ -41,6 +41,8 @@ constexpr int64 MAX_LOOKAHEAD = 16;
 
 int64 lookahead(const Topic &topic)
 {
+    if (!maintenance_serves_database())
+        return 1;  // a dynamic worker creates one segment at a time
     return Max(int64{1}, Min(MAX_LOOKAHEAD, (LOOKAHEAD_OFFSETS + topic.segment_size - 1) / topic.segment_size));
 }
 
