@@ -19,6 +19,7 @@ OBJS = \
 	src/maintenance.o \
 	src/privileges.o \
 	src/sizes.o \
+	src/convert.o \
 	$(KAFKA_OBJS)
 
 # Kafka wire protocol (docs/kafka.md): the pure C++ codec under src/kafka (no PostgreSQL

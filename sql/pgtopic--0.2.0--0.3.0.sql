@@ -524,3 +524,31 @@ END $$;
 CREATE TRIGGER group_deleted AFTER DELETE ON pgtopic.catalog_groups
     FOR EACH ROW EXECUTE FUNCTION pgtopic._group_deleted();
 REVOKE ALL ON FUNCTION pgtopic._group_deleted() FROM PUBLIC;
+
+-- fetch gains wait_ms (a long poll, as consume's) and text / jsonb variants.
+DROP FUNCTION pgtopic.fetch(text, integer, bigint, integer);
+CREATE FUNCTION pgtopic.fetch(topic text, "partition" integer, from_offset bigint,
+                              max_messages integer DEFAULT 100, wait_ms integer DEFAULT 0)
+    RETURNS TABLE ("partition" integer, msg_offset bigint, key text, value bytea,
+                   headers jsonb, produced_at timestamptz)
+    AS 'MODULE_PATHNAME', 'pgtopic_fetch' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+-- fetch with the value as text / jsonb; a value that does not convert is NULL, with the reason
+-- in error and the stored bytes in raw (as consume_text / consume_json).
+CREATE FUNCTION pgtopic.fetch_text(topic text, "partition" integer, from_offset bigint,
+                                   max_messages integer DEFAULT 100, wait_ms integer DEFAULT 0)
+    RETURNS TABLE ("partition" integer, msg_offset bigint, key text, value text,
+                   headers jsonb, produced_at timestamptz, error text, raw bytea)
+    AS 'MODULE_PATHNAME', 'pgtopic_fetch_text' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION pgtopic.fetch_json(topic text, "partition" integer, from_offset bigint,
+                                   max_messages integer DEFAULT 100, wait_ms integer DEFAULT 0)
+    RETURNS TABLE ("partition" integer, msg_offset bigint, key text, value jsonb,
+                   headers jsonb, produced_at timestamptz, error text, raw bytea)
+    AS 'MODULE_PATHNAME', 'pgtopic_fetch_json' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+REVOKE ALL ON FUNCTION pgtopic.fetch(text, integer, bigint, integer, integer),
+    pgtopic.fetch_text(text, integer, bigint, integer, integer), pgtopic.fetch_json(text, integer, bigint, integer, integer)
+    FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pgtopic.fetch(text, integer, bigint, integer, integer),
+    pgtopic.fetch_text(text, integer, bigint, integer, integer), pgtopic.fetch_json(text, integer, bigint, integer, integer)
+   TO pgtopic_admin, pgtopic_consumer;

@@ -182,10 +182,24 @@ CREATE FUNCTION pgtopic.produce_batch_offsets(topic text, messages jsonb[], keys
     AS 'MODULE_PATHNAME', 'pgtopic_produce_batch_offsets_jsonb' LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 CREATE FUNCTION pgtopic.fetch(topic text, "partition" integer, from_offset bigint,
-                              max_messages integer DEFAULT 100)
+                              max_messages integer DEFAULT 100, wait_ms integer DEFAULT 0)
     RETURNS TABLE ("partition" integer, msg_offset bigint, key text, value bytea,
                    headers jsonb, produced_at timestamptz)
     AS 'MODULE_PATHNAME', 'pgtopic_fetch' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+-- fetch with the value as text / jsonb; a value that does not convert is NULL, with the reason
+-- in error and the stored bytes in raw (as consume_text / consume_json).
+CREATE FUNCTION pgtopic.fetch_text(topic text, "partition" integer, from_offset bigint,
+                                   max_messages integer DEFAULT 100, wait_ms integer DEFAULT 0)
+    RETURNS TABLE ("partition" integer, msg_offset bigint, key text, value text,
+                   headers jsonb, produced_at timestamptz, error text, raw bytea)
+    AS 'MODULE_PATHNAME', 'pgtopic_fetch_text' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION pgtopic.fetch_json(topic text, "partition" integer, from_offset bigint,
+                                   max_messages integer DEFAULT 100, wait_ms integer DEFAULT 0)
+    RETURNS TABLE ("partition" integer, msg_offset bigint, key text, value jsonb,
+                   headers jsonb, produced_at timestamptz, error text, raw bytea)
+    AS 'MODULE_PATHNAME', 'pgtopic_fetch_json' LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 -- Topic administration and rights (src/privileges.cpp): the caller's rights are checked in C,
 -- then the internal PL/pgSQL below runs as the extension's owner.
@@ -724,7 +738,8 @@ GRANT EXECUTE ON FUNCTION
    TO pgtopic_admin, pgtopic_producer;
 
 GRANT EXECUTE ON FUNCTION
-    pgtopic.fetch(text, integer, bigint, integer), pgtopic.consume(text, text, integer, integer, text),
+    pgtopic.fetch(text, integer, bigint, integer, integer), pgtopic.fetch_text(text, integer, bigint, integer, integer),
+    pgtopic.fetch_json(text, integer, bigint, integer, integer), pgtopic.consume(text, text, integer, integer, text),
     pgtopic.consume_text(text, text, integer, integer, text), pgtopic.consume_json(text, text, integer, integer, text),
     pgtopic.commit(text, text, text), pgtopic.leave(text, text, text), pgtopic.seek(text, text, integer, bigint, text),
     pgtopic.seek_to_beginning(text, text, integer), pgtopic.seek_to_end(text, text, integer),

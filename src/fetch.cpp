@@ -213,30 +213,82 @@ bool peek_partition(const Topic &topic, int32 partition, int64 from, int64 lso, 
 
 using namespace pgtopic;
 
-PGTOPIC_FUNCTION(pgtopic_fetch)
+namespace pgtopic {
+namespace {
+
+// fetch, fetch_text and fetch_json: (topic, partition, from_offset, max_messages, wait_ms).
+Datum fetch(FunctionCallInfo fcinfo, ValueAs as)
 {
     require_args(fcinfo, {"topic", "partition", "from_offset", "max_messages"});
+    text *topic_name = PG_GETARG_TEXT_PP(0);
     int32 partition = PG_GETARG_INT32(1);
     int64 from = PG_GETARG_INT64(2);
     int32 max_messages = PG_GETARG_INT32(3);
+    // 0.3.0: wait_ms (the 0.2.0 declaration has one argument fewer)
+    int32 wait_ms = PG_NARGS() >= 5 && !PG_ARGISNULL(4) ? PG_GETARG_INT32(4) : 0;
     require_nonnegative(from, "from_offset");
     require_nonnegative(max_messages, "max_messages");
+    require_nonnegative(wait_ms, "wait_ms");
 
-    Topic topic = lookup_topic(PG_GETARG_TEXT_PP(0), AccessShareLock);
-    require_topic_right(topic, PG_GETARG_TEXT_PP(0), Right::Consume);
+    Topic topic = lookup_topic(topic_name, AccessShareLock);
+    require_topic_right(topic, topic_name, Right::Consume);
     check_partition(topic, partition);
     begin_poll(max_messages);
 
     begin_materialized_result(fcinfo);
     auto *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
+    TupleDesc stored_desc = stored_row_desc_for(as, rsinfo->setDesc);
+
+    // Long poll, as consume's: asleep it holds no lock on the topic (DDL does not wait for it);
+    // every producer transaction on the topic broadcasts its condition variable when it ends, and
+    // a sleep lasts at most a second, after which the topic is looked up again (a drop: 42704).
+    if (wait_ms > 0) {
+        TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), wait_ms);
+        for (;;) {
+            ConditionVariable *changed = topic_changed(topic);
+            ConditionVariablePrepareToSleep(changed);
+            int64 lso = partition_offsets(topic, partition).last_stable_offset;
+            int64 next = from;
+            if (lso > from && peek_partition(topic, partition, from, lso, stored_desc, &next)) {
+                ConditionVariableCancelSleep();
+                break;
+            }
+            long remaining = static_cast<long>((deadline - GetCurrentTimestamp()) / 1000);
+            if (remaining <= 0) {
+                ConditionVariableCancelSleep();
+                break;
+            }
+            UnlockRelationOid(topic.root_relid, AccessShareLock);
+            (void) ConditionVariableTimedSleep(changed, Min(remaining, 1000L), PG_WAIT_EXTENSION);
+            ConditionVariableCancelSleep();
+            topic = lookup_topic(topic_name, AccessShareLock);
+            require_topic_right(topic, topic_name, Right::Consume);
+            check_partition(topic, partition);
+        }
+    }
 
     // The LSO first, then the snapshot (see read_partition).
     int64 lso = partition_offsets(topic, partition).last_stable_offset;
     Snapshot snapshot = RegisterSnapshot(GetLatestSnapshot());
-    (void) read_partition(topic, partition, from, max_messages, lso, snapshot, rsinfo);
+    if (as == ValueAs::Bytes) {
+        (void) read_partition(topic, partition, from, max_messages, lso, snapshot, rsinfo);
+    } else {
+        ReturnSetInfo stored = *rsinfo;
+        stored.setDesc = stored_desc;
+        stored.setResult = tuplestore_begin_heap(false, false, work_mem);
+        (void) read_partition(topic, partition, from, max_messages, lso, snapshot, &stored);
+        emit_converted(rsinfo, stored.setResult, stored_desc, as);
+    }
     UnregisterSnapshot(snapshot);
     return Datum(0);
 }
+
+}  // namespace
+}  // namespace pgtopic
+
+PGTOPIC_FUNCTION(pgtopic_fetch) { return pgtopic::fetch(fcinfo, pgtopic::ValueAs::Bytes); }
+PGTOPIC_FUNCTION(pgtopic_fetch_text) { return pgtopic::fetch(fcinfo, pgtopic::ValueAs::Text); }
+PGTOPIC_FUNCTION(pgtopic_fetch_json) { return pgtopic::fetch(fcinfo, pgtopic::ValueAs::Json); }
 
 PGTOPIC_FUNCTION(pgtopic_partition_offsets)
 {

@@ -30,59 +30,6 @@ void refuse_during_recovery()
                         errhint("Consumer groups commit offsets: connect to the primary.")));
 }
 
-enum class ValueAs { Bytes, Text, Json };
-
-// The stored row shape (partition, msg_offset, key, value bytea, headers, produced_at), for
-// consume_text and consume_json, which convert each row into their own result.
-TupleDesc stored_row_desc()
-{
-    TupleDesc desc = CreateTemplateTupleDesc(6);
-    TupleDescInitEntry(desc, 1, "partition", INT4OID, -1, 0);
-    TupleDescInitEntry(desc, 2, "msg_offset", INT8OID, -1, 0);
-    TupleDescInitEntry(desc, 3, "key", TEXTOID, -1, 0);
-    TupleDescInitEntry(desc, 4, "value", BYTEAOID, -1, 0);
-    TupleDescInitEntry(desc, 5, "headers", JSONBOID, -1, 0);
-    TupleDescInitEntry(desc, 6, "produced_at", TIMESTAMPTZOID, -1, 0);
-    return BlessTupleDesc(desc);
-}
-
-// value (bytea) as text or jsonb; a value that does not convert is returned as NULL with the
-// reason in `error` and the bytes in `raw`: one poison message never blocks the group.
-void convert_value(Datum value, ValueAs as, Datum *out, bool *out_null, Datum *error, bool *error_null)
-{
-    bytea *bytes = DatumGetByteaPP(value);
-    const char *data = VARDATA_ANY(bytes);
-    int len = VARSIZE_ANY_EXHDR(bytes);
-    *out_null = true;
-    *error_null = false;
-    if (!pg_verify_mbstr(GetDatabaseEncoding(), data, len, true)) {
-        *error = CStringGetTextDatum(psprintf("not valid %s text (or contains a zero byte)",
-                                              GetDatabaseEncodingName()));
-        return;
-    }
-    if (as == ValueAs::Text) {
-        *out = PointerGetDatum(cstring_to_text_with_len(data, len));
-        *out_null = false;
-        *error_null = true;
-        return;
-    }
-    JsonLexContext *lex = makeJsonLexContextCstringLen(const_cast<char *>(data), len, GetDatabaseEncoding(), true);
-    JsonParseErrorType parsed = pg_parse_json(lex, &nullSemAction);
-    if (parsed != JSON_SUCCESS) {
-        *error = CStringGetTextDatum(psprintf("not JSON: %s", json_errdetail(parsed, lex)));
-        return;
-    }
-    char *cstring = pnstrdup(data, len);
-    try {
-        *out = pg_call([&] { return DirectFunctionCall1(jsonb_in, CStringGetDatum(cstring)); });
-        *out_null = false;
-        *error_null = true;
-    } catch (const PgError &e) {
-        // Valid JSON that jsonb refuses (e.g. \u0000): the message says why.
-        *error = CStringGetTextDatum(psprintf("not jsonb: %s", e.what()));
-    }
-}
-
 // consume, consume_text and consume_json: (topic, group_name, max_messages, wait_ms, member_id).
 Datum consume(FunctionCallInfo fcinfo, ValueAs as)
 {
@@ -110,7 +57,7 @@ Datum consume(FunctionCallInfo fcinfo, ValueAs as)
     begin_materialized_result(fcinfo);
     auto *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
     // The stored row shape: the result's own for consume, a separate one for the converting forms.
-    TupleDesc stored_desc = as == ValueAs::Bytes ? rsinfo->setDesc : stored_row_desc();
+    TupleDesc stored_desc = stored_row_desc_for(as, rsinfo->setDesc);
     if (wait_ms > 0) {
         TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), wait_ms);
         for (;;) {
@@ -146,29 +93,7 @@ Datum consume(FunctionCallInfo fcinfo, ValueAs as)
     stored.setDesc = stored_desc;
     stored.setResult = tuplestore_begin_heap(false, false, work_mem);
     (void) read_owned(*m, topic, max_messages, &stored, rsinfo->setResult);
-    TupleTableSlot *slot = MakeSingleTupleTableSlot(stored.setDesc, &TTSOpsMinimalTuple);
-    while (tuplestore_gettupleslot(stored.setResult, true, false, slot)) {
-        slot_getallattrs(slot);
-        Datum values[8];
-        bool nulls[8];
-        for (int i = 0; i < 6; i++) {
-            values[i] = slot->tts_values[i];
-            nulls[i] = slot->tts_isnull[i];
-        }
-        values[6] = values[7] = Datum(0);
-        nulls[6] = nulls[7] = true;
-        if (!nulls[3]) {
-            Datum raw = values[3];
-            convert_value(raw, as, &values[3], &nulls[3], &values[6], &nulls[6]);
-            if (!nulls[6]) {
-                values[7] = raw;
-                nulls[7] = false;
-            }
-        }
-        tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-    }
-    ExecDropSingleTupleTableSlot(slot);
-    tuplestore_end(stored.setResult);
+    emit_converted(rsinfo, stored.setResult, stored_desc, as);
     return Datum(0);
 }
 

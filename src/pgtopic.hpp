@@ -135,6 +135,15 @@ void forget_database(Oid database);
 bool listeners_present();
 int topics_to_notify(Oid *relids, int max);
 
+// ---- values as text or jsonb (convert.cpp) -----------------------------------------------
+enum class ValueAs { Bytes, Text, Json };
+// The row shape a reader stores before converting: the result's own for Bytes, else the stored
+// columns (partition, msg_offset, key, value bytea, headers, produced_at).
+TupleDesc stored_row_desc_for(ValueAs as, TupleDesc result_desc);
+// Appends the rows of `stored` (ended here) to rsinfo's result, the value converted, with the
+// error and raw columns (NULL, or the reason and the stored bytes of a value that does not convert).
+void emit_converted(ReturnSetInfo *rsinfo, Tuplestorestate *stored, TupleDesc stored_desc, ValueAs as);
+
 // ---- reading (fetch.cpp) ----------------------------------------------------------------
 struct ReadResult {
     int64 count;        // rows appended to the result

@@ -22,3 +22,17 @@ SELECT log_start_offset FROM pgtopic.partitions WHERE topic = 'f' AND "partition
 -- views
 SELECT topic, partitions, bytes > 0 AS has_bytes FROM pgtopic.topics WHERE topic = 'f';
 SELECT "partition", bytes > 0 AS has_bytes FROM pgtopic.partitions WHERE topic = 'f' ORDER BY 1;
+
+-- fetch_text / fetch_json: the value converted; a value that does not convert is NULL with the
+-- reason and its raw bytes, and the call goes on
+SELECT pgtopic.create_topic('fetch-as', 1);
+SELECT pgtopic.produce('fetch-as', '{"a": 1}'::jsonb);
+SELECT pgtopic.produce('fetch-as', 'not json'::text);
+SELECT pgtopic.produce('fetch-as', '\x00ff'::bytea);
+SELECT msg_offset, value, error, raw FROM pgtopic.fetch_text('fetch-as', 0, 0);
+SELECT msg_offset, value, error IS NOT NULL AS failed, raw IS NOT NULL AS has_raw FROM pgtopic.fetch_json('fetch-as', 0, 0);
+-- wait_ms: with nothing to read the call waits, then returns nothing; with messages, at once
+SELECT count(*) FROM pgtopic.fetch('fetch-as', 0, 3, 10, wait_ms => 100);
+SELECT count(*) FROM pgtopic.fetch('fetch-as', 0, 0, 10, wait_ms => 60000);
+SELECT count(*) FROM pgtopic.fetch('fetch-as', 0, 0, wait_ms => -1);
+SELECT pgtopic.drop_topic('fetch-as');

@@ -74,6 +74,36 @@ cmp_ok($elapsed, '<', 4.5, "it returns soon after that produce, not at wait_ms (
 });
 $consumer->quit;
 
+# fetch(wait_ms) long-polls the same way, without a group: woken by a commit, not by a rollback,
+# and alter_topic does not wait for it
+my $fetcher = $node->background_psql('postgres');
+my $from = $node->safe_psql('postgres', q{SELECT high_watermark FROM pgtopic.partitions WHERE topic = 'wake' AND "partition" = 0});
+sub timed_fetch
+{
+    my ($wait_ms, $during) = @_;
+    my $started = time;
+    $fetcher->{stdin} .= "SELECT count(*) FROM pgtopic.fetch('wake', 0, $from, 10, wait_ms => $wait_ms);\n";
+    $fetcher->{run}->pump_nb;
+    usleep(300_000);
+    $during->();
+    my $out = $fetcher->query_safe('SELECT 1');
+    return (time - $started, $out);
+}
+($elapsed, $out) = timed_fetch(1500, sub {
+    $node->safe_psql('postgres', q{BEGIN; SELECT pgtopic.produce('wake', 'nope', partition => 0); ROLLBACK;});
+    my $t0 = time;
+    $node->safe_psql('postgres', q{SELECT pgtopic.alter_topic('wake', retention => '1 day')});
+    cmp_ok(time - $t0, '<', 1.0, 'alter_topic during a fetch long poll returns at once');
+});
+like($out, qr/^0\n1$/m, 'a fetch long poll returns nothing after a rollback');
+cmp_ok($elapsed, '>=', 1.4, "and waits until wait_ms (took ${elapsed}s)");
+($elapsed, $out) = timed_fetch(5000, sub {
+    $node->safe_psql('postgres', q{SELECT pgtopic.produce('wake', 'for the fetch', partition => 0)});
+});
+like($out, qr/^1\n1$/m, 'a fetch long poll returns the committed message');
+cmp_ok($elapsed, '<', 2.5, "soon after the commit, not at wait_ms (took ${elapsed}s)");
+$fetcher->quit;
+
 # ---- LISTEN pgtopic ---------------------------------------------------------------------------
 # (with a hostile format() in public: the worker, a superuser, must not pick it up)
 $node->safe_psql('postgres', q{
