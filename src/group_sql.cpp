@@ -23,12 +23,6 @@ bool topic_exists(text *topic_name)
     return exists;
 }
 
-void refuse_during_recovery()
-{
-    if (RecoveryInProgress())
-        ereport(ERROR, (errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION), errmsg("cannot consume during recovery"),
-                        errhint("Consumer groups commit offsets: connect to the primary.")));
-}
 
 // consume, consume_text and consume_json: (topic, group_name, max_messages, wait_ms, member_id).
 Datum consume(FunctionCallInfo fcinfo, ValueAs as)
@@ -42,7 +36,7 @@ Datum consume(FunctionCallInfo fcinfo, ValueAs as)
     const char *member_id = member_id_arg(fcinfo, 4);
     require_nonnegative(max_messages, "max_messages");
     require_nonnegative(wait_ms, "wait_ms");
-    refuse_during_recovery();
+    refuse_during_recovery("consume from a group");  // a group commits offsets
 
     Topic topic = lookup_topic(topic_name, AccessShareLock);
     require_topic_right(topic, topic_name, Right::Consume);
@@ -120,6 +114,7 @@ PGTOPIC_FUNCTION(pgtopic_consume_json)
 PGTOPIC_FUNCTION(pgtopic_commit)
 {
     require_args(fcinfo, {"topic", "group_name"});
+    refuse_during_recovery("commit a group's offsets");
     text *topic_name = PG_GETARG_TEXT_PP(0);
     text *group_name = PG_GETARG_TEXT_PP(1);
     check_group_name(group_name);
@@ -135,6 +130,7 @@ PGTOPIC_FUNCTION(pgtopic_commit)
 PGTOPIC_FUNCTION(pgtopic_leave)
 {
     require_args(fcinfo, {"topic", "group_name"});
+    refuse_during_recovery("leave a group");
     text *topic_name = PG_GETARG_TEXT_PP(0);
     text *group_name = PG_GETARG_TEXT_PP(1);
     check_group_name(group_name);
@@ -170,6 +166,7 @@ PGTOPIC_FUNCTION(pgtopic_leave)
 PGTOPIC_FUNCTION(pgtopic_seek)
 {
     require_args(fcinfo, {"topic", "group_name", "partition", "to_offset"});
+    refuse_during_recovery("seek in a group");
     text *topic_name = PG_GETARG_TEXT_PP(0);
     text *group_name = PG_GETARG_TEXT_PP(1);
     int32 partition = PG_GETARG_INT32(2);

@@ -411,6 +411,7 @@ PGTOPIC_FUNCTION(pgtopic_drop_topic)
 static Datum change_grant(FunctionCallInfo fcinfo, bool grant)
 {
     require_args(fcinfo, {"topic", "role", "privilege"});
+    refuse_during_recovery(grant ? "grant a topic right" : "revoke a topic right");
     text *name = PG_GETARG_TEXT_PP(0);
     Right right = parse_right(PG_GETARG_TEXT_PP(2));
     // regrole from 0.3.0 on (text before)
