@@ -239,33 +239,18 @@ Datum fetch(FunctionCallInfo fcinfo, ValueAs as)
     auto *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
     TupleDesc stored_desc = stored_row_desc_for(as, rsinfo->setDesc);
 
-    // Long poll, as consume's: asleep it holds no lock on the topic (DDL does not wait for it);
-    // every producer transaction on the topic broadcasts its condition variable when it ends, and
-    // a sleep lasts at most a second, after which the topic is looked up again (a drop: 42704).
-    if (wait_ms > 0) {
-        TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), wait_ms);
-        for (;;) {
-            ConditionVariable *changed = topic_changed(topic);
-            ConditionVariablePrepareToSleep(changed);
+    long_poll(
+        topic, wait_ms,
+        [&] {
             int64 lso = partition_offsets(topic, partition).last_stable_offset;
             int64 next = from;
-            if (lso > from && peek_partition(topic, partition, from, lso, stored_desc, &next)) {
-                ConditionVariableCancelSleep();
-                break;
-            }
-            long remaining = static_cast<long>((deadline - GetCurrentTimestamp()) / 1000);
-            if (remaining <= 0) {
-                ConditionVariableCancelSleep();
-                break;
-            }
-            UnlockRelationOid(topic.root_relid, AccessShareLock);
-            (void) ConditionVariableTimedSleep(changed, Min(remaining, 1000L), PG_WAIT_EXTENSION);
-            ConditionVariableCancelSleep();
+            return lso > from && peek_partition(topic, partition, from, lso, stored_desc, &next);
+        },
+        [&] {
             topic = lookup_topic(topic_name, AccessShareLock);
             require_topic_right(topic, topic_name, Right::Consume);
             check_partition(topic, partition);
-        }
-    }
+        });
 
     // The LSO first, then the snapshot (see read_partition).
     int64 lso = partition_offsets(topic, partition).last_stable_offset;

@@ -52,27 +52,12 @@ Datum consume(FunctionCallInfo fcinfo, ValueAs as)
     auto *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
     // The stored row shape: the result's own for consume, a separate one for the converting forms.
     TupleDesc stored_desc = stored_row_desc_for(as, rsinfo->setDesc);
-    if (wait_ms > 0) {
-        TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), wait_ms);
-        for (;;) {
-            ConditionVariable *changed = topic_changed(topic);
-            ConditionVariablePrepareToSleep(changed);
-            if (messages_available(*m, topic, stored_desc)) {
-                ConditionVariableCancelSleep();
-                break;
-            }
-            long remaining = static_cast<long>((deadline - GetCurrentTimestamp()) / 1000);
-            if (remaining <= 0) {
-                ConditionVariableCancelSleep();
-                break;
-            }
-            UnlockRelationOid(topic.root_relid, AccessShareLock);
-            (void) ConditionVariableTimedSleep(changed, Min(remaining, 1000L), PG_WAIT_EXTENSION);
-            ConditionVariableCancelSleep();
-            topic = lookup_topic(topic_name, AccessShareLock);  // 42704 if it was dropped meanwhile
+    long_poll(
+        topic, wait_ms, [&] { return messages_available(*m, topic, stored_desc); },
+        [&] {
+            topic = lookup_topic(topic_name, AccessShareLock);
             m = &join_group(topic, topic_name, group_name, member_id);
-        }
-    }
+        });
 
     save_for_rollback(*m);
     commit_positions(*m, false);  // Kafka's auto-commit: what this member's previous call handed out

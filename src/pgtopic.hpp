@@ -135,6 +135,37 @@ void forget_database(Oid database);
 bool listeners_present();
 int topics_to_notify(Oid *relids, int max);
 
+// ---- long polls (consume and fetch with wait_ms) ------------------------------------------
+// Returns once has_data() is true or wait_ms has passed. Asleep, the caller holds no lock on the
+// topic (DDL and other readers do not wait for it): every producer transaction on the topic
+// broadcasts the topic's condition variable when it ends, and a sleep lasts at most a second,
+// after which relookup() takes the topic again (42704 once it was dropped; new partitions).
+// has_data and relookup are lambdas capturing by reference (nothing with a destructor).
+template <typename HasData, typename Relookup>
+void long_poll(Topic &topic, int32 wait_ms, HasData has_data, Relookup relookup)
+{
+    if (wait_ms <= 0)
+        return;
+    TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), wait_ms);
+    for (;;) {
+        ConditionVariable *changed = topic_changed(topic);
+        ConditionVariablePrepareToSleep(changed);  // before looking: no wake-up is lost
+        if (has_data()) {
+            ConditionVariableCancelSleep();
+            return;
+        }
+        long remaining = static_cast<long>((deadline - GetCurrentTimestamp()) / 1000);
+        if (remaining <= 0) {
+            ConditionVariableCancelSleep();
+            return;
+        }
+        UnlockRelationOid(topic.root_relid, AccessShareLock);
+        (void) ConditionVariableTimedSleep(changed, Min(remaining, 1000L), PG_WAIT_EXTENSION);
+        ConditionVariableCancelSleep();
+        relookup();
+    }
+}
+
 // ---- values as text or jsonb (convert.cpp) -----------------------------------------------
 enum class ValueAs { Bytes, Text, Json };
 // The row shape a reader stores before converting: the result's own for Bytes, else the stored
