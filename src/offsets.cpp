@@ -536,18 +536,19 @@ void forget_topic_at_commit(Oid root_relid)
 // A relation is being dropped: if it is a topic's storage root (pgtopic_data.topic_<id>), its
 // shared-memory state goes when the transaction commits (drop_topic, DROP EXTENSION, DROP
 // SCHEMA ... CASCADE, a DROP TABLE by hand).
-void offsets_object_access(Oid relid)
+bool offsets_object_access(Oid relid)
 {
     if (shared == nullptr || !IsTransactionState())
-        return;
+        return false;
     Oid ns = get_rel_namespace(relid);
     if (!OidIsValid(ns) || ns != data_namespace(true))
-        return;
+        return false;
     char *name = get_rel_name(relid);
     int id = -1, used = 0;
     if (name == nullptr || sscanf(name, "topic_%d%n", &id, &used) != 1 || name[used] != '\0')
-        return;
+        return false;
     forget_topic_at_commit(relid);
+    return true;
 }
 
 bool maintenance_serves_database()

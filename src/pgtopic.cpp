@@ -135,8 +135,10 @@ void object_access(ObjectAccessType access, Oid class_id, Oid object_id, int sub
 {
     if (prev_object_access_hook)
         prev_object_access_hook(access, class_id, object_id, sub_id, arg);
-    if (access == OAT_DROP && class_id == RelationRelationId && sub_id == 0)
-        offsets_object_access(object_id);
+    // (the groups of a dropped topic lose their members at commit too, however the topic goes:
+    // drop_topic, DROP EXTENSION, DROP SCHEMA ... CASCADE)
+    if (access == OAT_DROP && class_id == RelationRelationId && sub_id == 0 && offsets_object_access(object_id))
+        groups_forget_topic_at_commit(object_id);
 }
 
 shmem_request_hook_type prev_shmem_request_hook = nullptr;

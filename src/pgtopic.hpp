@@ -101,7 +101,7 @@ PartitionOffsets partition_offsets(const Topic &topic, int32 partition);
 // The topic's shared-memory state is freed when the current transaction commits (kept if it
 // rolls back). Called for every drop of a topic's storage table (object access hook).
 void forget_topic_at_commit(Oid root_relid);
-void offsets_object_access(Oid relid);
+bool offsets_object_access(Oid relid);  // true: it was a topic's storage root
 // The LWLock that serialises in-place changes of catalog_partitions.
 LWLock *bounds_lock();
 // Writes the last stable offset of this database's partitions whose LSO moved since the last

@@ -164,11 +164,17 @@ is(q1(q{SELECT count(*) FROM generate_series(0, 11) AS p,
    'the live topic and 12 new partitions fit in the 16 after all the cycles');
 is(q1(q{SELECT count(*) FROM generate_series(0, 3) AS p, LATERAL pgtopic.produce('live', 'x', partition => p)}), '4',
    'the live topic keeps working');
-# DROP EXTENSION frees every topic's entries too
+# DROP EXTENSION frees every topic's entries too, and the members of its groups in every session
+my $member = $node->background_psql('postgres');
+$member->query_safe(q{SELECT count(*) FROM pgtopic.consume('live', 'stays-connected', 1)});
+is(q1(q{SELECT count(*) FROM pgtopic._members()}), '1', 'a session is a member of a group of the live topic');
 q1(q{DROP EXTENSION pgtopic CASCADE; CREATE EXTENSION pgtopic;
      SELECT pgtopic.create_topic('again', 15);
      SELECT count(*) FROM generate_series(0, 14) AS p, LATERAL pgtopic.produce('again', 'x', partition => p);});
 pass('after DROP EXTENSION the shared memory is free again');
+is(q1(q{SELECT count(*) FROM pgtopic._members()}), '0',
+   'and the group coordinator holds no member of the dropped topics (the member session is still connected)');
+$member->quit;
 
 # DROP DATABASE frees the entries of every topic in it (the object access hook does not see them)
 q1(q{SELECT pgtopic.drop_topic('again')});
