@@ -294,12 +294,33 @@ void subxact_callback(SubXactEvent event, SubTransactionId, SubTransactionId, vo
     }
 }
 
+// Topics whose long-polling readers this transaction wakes when it commits (alter_topic: they
+// look the topic up again and see its new partitions); more than fit wake every sleeper.
+constexpr int MAX_WAKES = 16;
+Oid wakes[MAX_WAKES];
+int n_wakes = 0;
+bool wake_all = false;
+
+void apply_wakes()
+{
+    if (wake_all) {
+        for (int i = 0; i < TOPIC_CVS; i++)
+            ConditionVariableBroadcast(&shared->topic_cvs[i]);
+    } else {
+        for (int i = 0; i < n_wakes; i++)
+            ConditionVariableBroadcast(cv_of(PartitionKey{MyDatabaseId, wakes[i], TOPIC_ENTRY}));
+    }
+    n_wakes = 0;
+    wake_all = false;
+}
+
 // Nothing here may fail: an ERROR in a commit/abort callback is a PANIC.
 void xact_callback(XactEvent event, void *)
 {
     switch (event) {
     case XACT_EVENT_COMMIT:
     case XACT_EVENT_PARALLEL_COMMIT:
+        apply_wakes();
         if (!commit_may_be_unreplicated())
             release_my_slots(true);
         // else: released by exit_callback (or never, if the postmaster is gone)
@@ -309,11 +330,15 @@ void xact_callback(XactEvent event, void *)
         break;
     case XACT_EVENT_ABORT:
     case XACT_EVENT_PARALLEL_ABORT:
+        n_wakes = 0;
+        wake_all = false;
         release_my_slots(false);
         pending = nullptr;  // freed with TopTransactionContext
         n_pending = max_pending = 0;
         break;
     case XACT_EVENT_PREPARE:
+        n_wakes = 0;
+        wake_all = false;
         // COMMIT PREPARED may run in another backend: a topic dropped in a prepared
         // transaction keeps its entries until a restart.
         pending = nullptr;
@@ -506,6 +531,17 @@ void offsets_init_backend_callbacks()
 {
     RegisterXactCallback(xact_callback, nullptr);
     RegisterSubXactCallback(subxact_callback, nullptr);
+}
+
+void wake_readers_at_commit(const Topic &topic)
+{
+    for (int i = 0; i < n_wakes; i++)
+        if (wakes[i] == topic.root_relid)
+            return;
+    if (n_wakes < MAX_WAKES)
+        wakes[n_wakes++] = topic.root_relid;
+    else
+        wake_all = true;
 }
 
 ConditionVariable *topic_changed(const Topic &topic)

@@ -123,6 +123,8 @@ void set_maintenance_database(Oid database);
 int take_segment_requests(SegmentWanted *out, int max);
 // True for the one backend that should start the creator of this segment (first to ask).
 bool claim_segment_request(const Topic &topic, int32 partition, int64 segment);
+// Long-polling readers of the topic wake when the current transaction commits (alter_topic).
+void wake_readers_at_commit(const Topic &topic);
 // The condition variable broadcast whenever a producer transaction on the topic ends.
 ConditionVariable *topic_changed(const Topic &topic);
 // For the maintenance worker: its latch (set on producer commits), and the storage tables of

@@ -386,6 +386,7 @@ PGTOPIC_FUNCTION(pgtopic_alter_topic)
         call_internal("SELECT pgtopic._alter_topic($1, $2, $3, $4, $5)", 5, argtypes, fcinfo);
     else
         call_internal("SELECT pgtopic._alter_topic($1, $2, $3, $4)", 4, argtypes, fcinfo);
+    wake_readers_at_commit(topic);  // long polls look the topic up again: its new partitions
     PG_RETURN_VOID();
 }
 
