@@ -26,9 +26,13 @@ void register_worker();
 const char *advertised_host_name();
 
 // Handles one request frame's payload (after the size prefix): appends the whole response
-// frame to out, or returns false when the connection must be closed (a request that cannot be
-// parsed or an API the listener does not serve). Never throws; runs PostgreSQL calls (each in
-// its own transaction) through pg_call and returns to the loop with no transaction open.
-bool handle_frame(std::string_view payload, std::string &out);
+// frame to out (answered), or returns closed when the connection must be closed (a request
+// that cannot be parsed or an API the listener does not serve), or waiting (only when may_wait)
+// for a Fetch that found less than its min_bytes: nothing is appended, *wait_ms is the
+// request's max_wait_ms, and the loop hands the same frame in again when a producer commits or
+// the wait is over (then with may_wait false). Never throws; runs PostgreSQL calls (each in its
+// own transaction) through pg_call and returns to the loop with no transaction open.
+enum class FrameResult { closed, answered, waiting };
+FrameResult handle_frame(std::string_view payload, std::string &out, bool may_wait, int *wait_ms);
 
 }  // namespace pgtopic::kafka_server

@@ -124,6 +124,9 @@ ConditionVariable *topic_changed(const Topic &topic);
 // For the maintenance worker: its latch (set on producer commits), and the storage tables of
 // this database's topics that had commits since the last call.
 void set_maintenance_latch(Latch *latch);
+// The Kafka listener's latch, set like the maintenance worker's when a producer transaction
+// commits (its parked Fetch requests look again).
+void set_kafka_latch(Latch *latch);
 // LISTEN pgtopic in this backend (the ProcessUtility hook); whether any backend has done so.
 void note_listener();
 bool listeners_present();
