@@ -36,6 +36,7 @@ constexpr std::int32_t node_id = 1;
 
 // What the listener answers, a subset of what the codec can decode.
 const ApiVersionsResponse::Api served_apis[] = {
+    {static_cast<std::int16_t>(ApiKey::produce), 3, 7},
     {static_cast<std::int16_t>(ApiKey::fetch), 4, 11},
     {static_cast<std::int16_t>(ApiKey::list_offsets), 1, 2},
     {static_cast<std::int16_t>(ApiKey::metadata), 0, 4},
@@ -575,6 +576,225 @@ std::size_t record_size(const FetchedRow &r)
     return n;
 }
 
+// ---- Produce: each partition's one RecordBatch v2 checked (magic, CRC-32C, counts, offset
+// deltas 0..n-1; compressed: UNSUPPORTED_COMPRESSION_TYPE) before anything is written, then
+// every valid partition written in one transaction (a subtransaction each) through
+// produce_to_partition, the partition the client chose kept, consecutive offsets; the response
+// is queued only after the commit. acks=0: no response.
+
+// Strict UTF-8 without NUL (the key is stored as text, header values inside jsonb strings).
+bool valid_utf8(std::string_view s)
+{
+    const auto *p = reinterpret_cast<const unsigned char *>(s.data());
+    std::size_t n = s.size(), i = 0;
+    while (i < n) {
+        unsigned char c = p[i];
+        if (c == 0)
+            return false;
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        int len;
+        std::uint32_t cp;
+        if ((c & 0xE0) == 0xC0) {
+            len = 2;
+            cp = c & 0x1F;
+        } else if ((c & 0xF0) == 0xE0) {
+            len = 3;
+            cp = c & 0x0F;
+        } else if ((c & 0xF8) == 0xF0) {
+            len = 4;
+            cp = c & 0x07;
+        } else {
+            return false;
+        }
+        if (i + len > n)
+            return false;
+        for (int k = 1; k < len; k++) {
+            if ((p[i + k] & 0xC0) != 0x80)
+                return false;
+            cp = (cp << 6) | (p[i + k] & 0x3F);
+        }
+        if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10FFFF ||
+            (cp >= 0xD800 && cp <= 0xDFFF))
+            return false;
+        i += len;
+    }
+    return true;
+}
+
+void json_string(std::string &out, std::string_view s)
+{
+    static const char hex[] = "0123456789abcdef";
+    out.push_back('"');
+    for (unsigned char c : s) {
+        if (c == '"' || c == '\\') {
+            out.push_back('\\');
+            out.push_back(static_cast<char>(c));
+        } else if (c < 0x20) {
+            out.append("\\u00");
+            out.push_back(hex[c >> 4]);
+            out.push_back(hex[c & 15]);
+        } else {
+            out.push_back(static_cast<char>(c));
+        }
+    }
+    out.push_back('"');
+}
+
+struct ProducePartitionWork {
+    std::int32_t index = 0;
+    std::int16_t error = 0;
+    char message[200] = "";
+    ProduceBatch batch{};
+    std::int64_t base_offset = -1;
+};
+
+// Turns one partition's batch into palloc'd datums; sets error (and a message for the log)
+// when a record cannot be stored as it is today.
+void prepare_produce_partition(NullableBytes records, ProducePartitionWork &w)
+{
+    BatchHeader batch;
+    try {
+        batch = check_produce_records(records, postgres_crc32c);
+    } catch (const DecodeError &e) {
+        w.error = code(e.error());
+        std::snprintf(w.message, sizeof w.message, "%s", e.what());
+        return;
+    }
+    pg_call([&] { produce_batch_init(&w.batch, batch.record_count); });
+    RecordReader reader(batch, BatchRules{true});
+    Record rec;
+    std::string json;
+    std::vector<std::string_view> seen;
+    int index = 0;
+    while (reader.next(rec)) {
+        index++;
+        if (rec.key && !valid_utf8(*rec.key)) {
+            w.error = code(ErrorCode::invalid_record);
+            std::snprintf(w.message, sizeof w.message,
+                          "record %d: the key is not valid UTF-8 (keys are stored as text for now)", index);
+            return;
+        }
+        const char *headers_json = nullptr;
+        if (!rec.headers.empty()) {
+            json.assign("{");
+            seen.clear();
+            for (const RecordHeader &h : rec.headers) {
+                for (std::string_view k : seen)
+                    if (k == h.key) {
+                        w.error = code(ErrorCode::invalid_record);
+                        std::snprintf(w.message, sizeof w.message,
+                                      "record %d: duplicate header keys are not stored yet (headers are a jsonb object)",
+                                      index);
+                        return;
+                    }
+                seen.push_back(h.key);
+                if (!valid_utf8(h.key) || (h.value && !valid_utf8(*h.value))) {
+                    w.error = code(ErrorCode::invalid_record);
+                    std::snprintf(w.message, sizeof w.message,
+                                  "record %d: header keys and values must be valid UTF-8 for now (stored in jsonb)",
+                                  index);
+                    return;
+                }
+                if (json.size() > 1)
+                    json.push_back(',');
+                json_string(json, h.key);
+                json.push_back(':');
+                if (h.value)
+                    json_string(json, *h.value);
+                else
+                    json.append("null");
+            }
+            json.push_back('}');
+            headers_json = json.c_str();
+        }
+        const char *key = rec.key ? rec.key->data() : nullptr;
+        int key_len = rec.key ? static_cast<int>(rec.key->size()) : 0;
+        const char *value = rec.value ? rec.value->data() : nullptr;
+        int value_len = rec.value ? static_cast<int>(rec.value->size()) : 0;
+        if (key == nullptr && rec.key)
+            key = "";
+        if (value == nullptr && rec.value)
+            value = "";
+        bool ok = pg_call([&] { return produce_batch_add(&w.batch, key, key_len, value, value_len, headers_json); });
+        if (!ok) {
+            w.error = code(ErrorCode::invalid_record);
+            std::snprintf(w.message, sizeof w.message, "record %d: key or headers not valid in the database", index);
+            return;
+        }
+    }
+}
+
+// nullopt: acks=0, no response.
+std::optional<ProduceResponse> produce(const ProduceRequest &req)
+{
+    ProduceResponse r;
+    std::vector<std::vector<ProducePartitionWork>> work(req.topics.size());
+    bool bad_acks = req.acks != 0 && req.acks != 1 && req.acks != -1;
+    for (std::size_t t = 0; t < req.topics.size(); t++) {
+        for (const auto &p : req.topics[t].partitions) {
+            auto &w = work[t].emplace_back();
+            w.index = p.index;
+            if (bad_acks)
+                w.error = code(ErrorCode::invalid_required_acks);
+            else if (req.transactional_id)
+                w.error = code(ErrorCode::invalid_request);  // Kafka transactions are not served
+            else
+                prepare_produce_partition(p.records, w);
+            if (w.error != 0 && w.message[0] != '\0') {
+                std::string topic(req.topics[t].name);
+                pg_call([&] {
+                    ereport(LOG, (errmsg("pgtopic kafka: Produce to %s partition %d refused (Kafka error %d): %s",
+                                         topic.c_str(), w.index, w.error, w.message)));
+                });
+            }
+        }
+    }
+    bool any = false;
+    for (auto &parts : work)
+        for (auto &w : parts)
+            any = any || w.error == 0;
+    if (any) {
+        pg_call([] { produce_begin(); });
+        for (std::size_t t = 0; t < req.topics.size(); t++) {
+            std::string topic(req.topics[t].name);
+            for (auto &w : work[t]) {
+                if (w.error != 0)
+                    continue;
+                int sqlstate = 0;
+                char message[256] = "";
+                bool ok = pg_call([&] {
+                    return produce_partition(topic.c_str(), w.index, &w.batch, &w.base_offset, &sqlstate, message,
+                                             sizeof message);
+                });
+                if (!ok)
+                    w.error = sqlstate == ERRCODE_INVALID_PARAMETER_VALUE ? code(ErrorCode::unknown_topic_or_partition)
+                              : sqlstate == ERRCODE_PROGRAM_LIMIT_EXCEEDED ? code(ErrorCode::message_too_large)
+                                                                           : kafka_error_code(sqlstate, ErrorCode::unknown_server_error);
+            }
+        }
+        int sqlstate = 0;
+        char message[256] = "";
+        bool committed = pg_call([&] { return produce_commit(&sqlstate, message, sizeof message); });
+        if (!committed)
+            for (auto &parts : work)
+                for (auto &w : parts)
+                    if (w.error == 0)
+                        w.error = kafka_error_code(sqlstate, ErrorCode::unknown_server_error);
+    }
+    if (req.acks == 0)
+        return std::nullopt;
+    for (std::size_t t = 0; t < req.topics.size(); t++) {
+        auto &rt = r.responses.emplace_back();
+        rt.name = std::string(req.topics[t].name);
+        for (auto &w : work[t])
+            rt.partitions.push_back({w.index, w.error, w.error == 0 ? w.base_offset : -1, -1, -1});
+    }
+    return r;
+}
+
 enum class FetchOutcome { answered, wait };
 
 FetchOutcome fetch(std::int16_t version, const FetchRequest &req, bool may_wait, std::string &out,
@@ -714,6 +934,12 @@ FrameResult handle_frame(std::string_view payload, std::string &out, bool may_wa
             } else if (auto *c = std::get_if<CreateTopicsRequest>(&req.body)) {
                 append(out, encode_response(req.header.api_key, req.header.api_version, req.header.correlation_id,
                                             create_topics(req.header.api_version, *c)));
+                return FrameResult::answered;
+            } else if (auto *pr = std::get_if<ProduceRequest>(&req.body)) {
+                std::optional<ProduceResponse> resp = produce(*pr);
+                if (resp)
+                    append(out, encode_response(req.header.api_key, req.header.api_version,
+                                                req.header.correlation_id, *resp));
                 return FrameResult::answered;
             } else if (auto *f = std::get_if<FetchRequest>(&req.body)) {
                 if (fetch(req.header.api_version, *f, may_wait, out, req.header.correlation_id) ==

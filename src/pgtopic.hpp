@@ -163,6 +163,12 @@ void register_maintenance_worker();
 // ---- produce (produce.cpp) -------------------------------------------------------------
 // Kafka's default partitioner for a text key (hashed as UTF-8).
 int32 partition_for_key(Datum key, int32 partitions);
+// n messages to the partition a Kafka client chose (src/kafka_produce.cpp), consecutive
+// offsets; the produce right, the partition, pgtopic.max_batch_messages, sizes and headers are
+// checked as produce_batch does. Returns the first offset.
+int64 produce_to_partition(text *topic_name, int32 partition, const Datum *values, const bool *value_nulls,
+                           const Datum *keys, const bool *key_nulls, const Datum *headers, const bool *header_nulls,
+                           int n);
 
 // ---- segments and storage (segments.cpp) ------------------------------------------------
 // pgtopic_data's OID (cached until a schema changes); InvalidOid when missing and missing_ok.
