@@ -16,6 +16,7 @@ extern "C" {
 #include "access/xlog.h"
 }
 
+#include <algorithm>
 #include <cinttypes>
 #include <cstdio>
 #include <cstdlib>
@@ -825,7 +826,12 @@ FetchOutcome fetch(std::int16_t version, const FetchRequest &req, bool may_wait,
                 out_p.aborted_transactions.emplace();
             if (any_records && total >= budget)
                 continue;  // the response is full: this partition's data waits for the next fetch
-            FetchedPartition f = fetch_partition(name.c_str(), p.partition, p.fetch_offset, limit);
+            // Read no more messages than the byte budgets can take (a record is over 24 bytes).
+            std::int64_t room = p.partition_max_bytes > 0 ? p.partition_max_bytes : 0;
+            if (any_records)
+                room = Min(room, budget - total);
+            int rows_wanted = static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(limit, room / 24 + 1)));
+            FetchedPartition f = fetch_partition(name.c_str(), p.partition, p.fetch_offset, rows_wanted);
             if (f.sqlstate != 0) {
                 out_p.error_code = f.sqlstate == ERRCODE_INVALID_PARAMETER_VALUE
                                        ? code(ErrorCode::unknown_topic_or_partition)

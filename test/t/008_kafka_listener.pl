@@ -278,10 +278,20 @@ is($node->safe_psql('postgres', q{SELECT count(*) FROM pgtopic.fetch('kc', 0, 4,
 # Long-poll: a Fetch v4 at the end waits max_wait_ms, or until a producer commits.
 sub fetch_v4
 {
-    my ($partition, $offset, $max_wait) = @_;
-    return frame(header(1, 4, 77) . pack('N N N N c', 0xffffffff, $max_wait, 1, 1048576, 1) . pack('N', 1)
-        . pack('n', 2) . 'kc' . pack('N', 1) . pack('N', $partition) . pack('q>', $offset) . pack('N', 1048576));
+    my ($partition, $offset, $max_wait, $max_bytes) = @_;
+    $max_bytes //= 1048576;
+    return frame(header(1, 4, 77) . pack('N N N N c', 0xffffffff, $max_wait, 1, $max_bytes, 1) . pack('N', 1)
+        . pack('n', 2) . 'kc' . pack('N', 1) . pack('N', $partition) . pack('q>', $offset) . pack('N', $max_bytes));
 }
+# max_bytes: at least one whole batch (of one record) even when it is over max_bytes.
+$s = connect_raw();
+syswrite($s, fetch_v4(0, 0, 0, 10));
+$resp = read_frame($s);
+ok(defined $resp && $resp =~ /v0/ && $resp !~ /after the gap/, 'Fetch with max_bytes 10: one record, whole');
+syswrite($s, fetch_v4(0, 0, 0, 1048576));
+$resp = read_frame($s);
+ok(defined $resp && $resp =~ /v0/ && $resp =~ /after the gap/, '... with 1 MB: all of them');
+close $s;
 my $lso = $node->safe_psql('postgres', q{SELECT last_stable_offset FROM pgtopic.partitions WHERE topic = 'kc' AND "partition" = 0});
 $s = connect_raw();
 my $t_start = time;
