@@ -61,6 +61,7 @@ def main():
         subprocess.run(as_postgres([os.path.join(args.bindir, 'pg_ctl'), '-D', server.data, '-l', server.log, '-w',
                                     'restart']), check=True, stdout=subprocess.DEVNULL)
         run_clients(f'127.0.0.1:{args.kafka_port}', server.dsn, server.log)
+        crash_test(f'127.0.0.1:{args.kafka_port}', server, args.bindir)
         lines, _ = crash_lines(server.log)
         check('no crash in the server log', not lines, lines)
     finally:
@@ -311,6 +312,66 @@ def produce_and_fetch(broker, dsn, log_path):
     check('confluent-kafka consumer reads both producers\' 900 messages exactly once', got == rows,
           (len(got), len(rows)))
     conn.close()
+
+
+def crash_test(broker, server, bindir):
+    """SIGKILL the postmaster while a librdkafka producer (acks=all) runs; after the restart every
+    acknowledged message is stored exactly once."""
+    import signal
+    import threading
+    import psycopg2
+    from confluent_kafka import Producer
+
+    conn = psycopg2.connect(server.dsn)
+    conn.autocommit = True
+    conn.cursor().execute("SELECT pgtopic.create_topic('crash', 3)")
+    conn.close()
+    acked, failed = [], []
+
+    def on_delivery(err, m):
+        (failed if err is not None else acked).append(m.value())
+
+    p = Producer({'bootstrap.servers': broker, 'acks': 'all', 'linger.ms': 5, 'message.timeout.ms': 60000,
+                  'retry.backoff.ms': 200, 'reconnect.backoff.max.ms': 1000, 'log_level': 0})
+    stop = threading.Event()
+
+    def run():
+        i = 0
+        while not stop.is_set():
+            try:
+                p.produce('crash', value=b'm-%d' % i, partition=i % 3, on_delivery=on_delivery)
+                i += 1
+            except BufferError:
+                pass
+            p.poll(0.001)
+
+    t = threading.Thread(target=run)
+    t.start()
+    time.sleep(1.5)
+    with open(os.path.join(server.data, 'postmaster.pid')) as f:
+        pid = int(f.readline())
+    before = len(acked)
+    os.kill(pid, signal.SIGKILL)
+    time.sleep(2)  # the children notice the postmaster's death and exit
+    subprocess.run(as_postgres([os.path.join(bindir, 'pg_ctl'), '-D', server.data, '-l', server.log, '-w',
+                                'start']), check=True, stdout=subprocess.DEVNULL)
+    time.sleep(2)
+    stop.set()
+    t.join()
+    p.flush(60)
+    conn = psycopg2.connect(server.dsn)
+    cur = conn.cursor()
+    stored = {}
+    for part in range(3):
+        cur.execute("SELECT value FROM pgtopic.fetch('crash', %s, 0, 100000)", (part,))
+        for (v,) in cur.fetchall():
+            stored[bytes(v)] = stored.get(bytes(v), 0) + 1
+    conn.close()
+    missing = [v for v in acked if v not in stored]
+    twice = [v for v in acked if stored.get(v, 0) > 1]
+    check(f'crash: {len(acked)} acknowledged ({before} before the SIGKILL), every one stored', before > 0 and
+          not missing and not failed, (len(missing), missing[:3], failed[:3]))
+    check('crash: ... exactly once', not twice, twice[:5])
 
 
 if __name__ == '__main__':
