@@ -14,6 +14,7 @@
 
 extern "C" {
 #include "access/xlog.h"
+#include "utils/timeout.h"
 }
 
 #include <algorithm>
@@ -437,6 +438,18 @@ const char *const fetch_rows_sql =
     "       ARRAY(SELECT h.value FROM jsonb_each_text(f.headers) h) "
     "  FROM pgtopic.fetch($1, $2, $3, $4) f";
 const char *const fetch_probe_sql = "SELECT 1 FROM pgtopic.fetch($1, $2, $3, 1)";
+constexpr int fetch_timeout_ms = 5000;
+
+// Each partition of a Fetch or Produce request costs SQL run by the event loop: over this many
+// in one request the connection is closed, as for a malformed request.
+constexpr std::size_t max_data_partitions_per_request = 1000;
+
+void check_data_request_size(std::size_t partitions, const char *what)
+{
+    if (partitions > max_data_partitions_per_request)
+        throw std::runtime_error(std::string(what) + ": more than " +
+                                 std::to_string(max_data_partitions_per_request) + " partitions in one request");
+}
 
 void copy_text_datum(MemoryContext cx, Datum d, const char **data, int *len)
 {
@@ -474,7 +487,9 @@ void fetch_partition_impl(const char *topic, std::int32_t partition, std::int64_
     pgstat_report_activity(STATE_RUNNING, fetch_rows_sql);
     SPI_connect();
     (void) SPI_execute("SET LOCAL lock_timeout = '200ms'", false, 0);
-    (void) SPI_execute("SET LOCAL statement_timeout = '5s'", false, 0);
+    // A statement_timeout setting is armed only by a client backend's query loop: the worker
+    // arms the timer itself for the whole read (disarmed below, or by fetch_partition's error path).
+    enable_timeout_after(STATEMENT_TIMEOUT, fetch_timeout_ms);
     Oid types[4] = {TEXTOID, INT4OID, INT8OID, INT4OID};
     Datum args[4] = {CStringGetTextDatum(topic), Int32GetDatum(partition), Int64GetDatum(from), Int32GetDatum(limit)};
     int rc = SPI_execute_with_args(fetch_bounds_sql, 2, types, args, nullptr, false, 0);
@@ -539,6 +554,7 @@ void fetch_partition_impl(const char *topic, std::int32_t partition, std::int64_
             out->more_below_lso = next < out->lso;
         }
     }
+    disable_timeout(STATEMENT_TIMEOUT, false);
     SPI_finish();
     PopActiveSnapshot();
     CommitTransactionCommand();
@@ -550,6 +566,7 @@ FetchedPartition fetch_partition(const char *topic, std::int32_t partition, std:
 {
     FetchedPartition result;
     ErrorData *error = nullptr;
+    MemoryContext request_context = CurrentMemoryContext;
     try {
         pg_call([&] { fetch_partition_impl(topic, partition, from, limit, &result); });
     } catch (const PgError &e) {
@@ -559,9 +576,12 @@ FetchedPartition fetch_partition(const char *topic, std::int32_t partition, std:
         result = FetchedPartition();
         result.sqlstate = error->sqlerrcode;
         std::snprintf(result.message, sizeof result.message, "%s", error->message ? error->message : "");
-        pg_call([] {
+        // The abort leaves TopMemoryContext current: go back to the request's context.
+        pg_call([request_context] {
+            disable_timeout(STATEMENT_TIMEOUT, false);
             AbortCurrentTransaction();
             pgstat_report_activity(STATE_IDLE, nullptr);
+            MemoryContextSwitchTo(request_context);
         });
     }
     return result;
@@ -731,6 +751,10 @@ void prepare_produce_partition(NullableBytes records, ProducePartitionWork &w)
 // nullopt: acks=0, no response.
 std::optional<ProduceResponse> produce(const ProduceRequest &req)
 {
+    std::size_t entries = 0;
+    for (const auto &t : req.topics)
+        entries += t.partitions.size();
+    check_data_request_size(entries, "Produce");
     ProduceResponse r;
     std::vector<std::vector<ProducePartitionWork>> work(req.topics.size());
     bool bad_acks = req.acks != 0 && req.acks != 1 && req.acks != -1;
@@ -801,6 +825,10 @@ enum class FetchOutcome { answered, wait };
 FetchOutcome fetch(std::int16_t version, const FetchRequest &req, bool may_wait, std::string &out,
                    std::int32_t correlation_id)
 {
+    std::size_t entries = 0;
+    for (const auto &t : req.topics)
+        entries += t.partitions.size();
+    check_data_request_size(entries, "Fetch");
     FetchResponse r;
     std::deque<std::string> batches;  // the records' bytes, alive until encoded
     if (req.session_id != 0) {

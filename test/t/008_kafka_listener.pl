@@ -310,6 +310,10 @@ ok(defined $resp && $resp =~ /woken/ && $waited <= 4,
 syswrite($s, frame(header(18, 0, 78)));
 ok(defined read_frame($s), '... and the connection serves the next request');
 close $s;
+# More than 1,000 partitions in one Fetch: closed (each costs SQL run by the event loop).
+closed_after(frame(header(1, 4, 79) . pack('N N N N c', 0xffffffff, 0, 1, 1048576, 1) . pack('N', 1)
+        . pack('n', 2) . 'kc' . pack('N', 1001) . (pack('N', 0) . pack('q>', 0) . pack('N', 1024)) x 1001),
+    'a Fetch of 1,001 partitions closes the connection');
 ok(!$node->log_contains('terminated by signal'), 'no process died of a signal');
 
 # ---- ListOffsets ------------------------------------------------------------------------------
