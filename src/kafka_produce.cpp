@@ -7,6 +7,10 @@
 #include "pgtopic.hpp"
 
 extern "C" {
+#include "access/xlog.h"
+#include "replication/syncrep.h"
+#include "replication/walsender.h"
+#include "replication/walsender_private.h"
 #include "utils/guc.h"
 #include "utils/jsonb.h"
 }
@@ -23,6 +27,28 @@ void copy_error(int *sqlstate, char *message, std::size_t size, MemoryContext cx
     *sqlstate = e->sqlerrcode;
     strlcpy(message, e->message ? e->message : "", size);
     FreeErrorData(e);
+}
+
+// After a commit: did the synchronous standbys confirm it (as synchronous_commit asks)? False
+// when the wait was cut short (SyncRepWaitForLSN lets a commit through on a cancel, which it
+// clears, or when the process is told to die).
+bool commit_replicated()
+{
+    if (ProcDiePending)
+        return false;
+    if (!SyncRepRequested())
+        return true;
+    int mode = synchronous_commit == SYNCHRONOUS_COMMIT_REMOTE_WRITE   ? SYNC_REP_WAIT_WRITE
+               : synchronous_commit == SYNCHRONOUS_COMMIT_REMOTE_APPLY ? SYNC_REP_WAIT_APPLY
+                                                                       : SYNC_REP_WAIT_FLUSH;
+    LWLockAcquire(SyncRepLock, LW_SHARED);
+    bits8 status = WalSndCtl->sync_standbys_status;
+    XLogRecPtr confirmed = WalSndCtl->lsn[mode];
+    LWLockRelease(SyncRepLock);
+    bool defined = (status & SYNC_STANDBY_INIT)
+                       ? (status & SYNC_STANDBY_DEFINED) != 0
+                       : SyncRepStandbyNames != nullptr && SyncRepStandbyNames[0] != '\0';
+    return !defined || confirmed >= XactLastCommitEnd;
 }
 
 }  // namespace
@@ -118,14 +144,19 @@ bool produce_partition(const char *topic, std::int32_t partition, const ProduceB
     return ok;
 }
 
-bool produce_commit(int *sqlstate, char *message, std::size_t message_size)
+bool produce_commit(int *sqlstate, char *message, std::size_t message_size, bool *uncertain)
 {
     MemoryContext cx = CurrentMemoryContext;
     volatile bool ok = true;
+    *uncertain = false;
     PG_TRY();
     {
+        CHECK_FOR_INTERRUPTS();  // a pending cancel fails the request here, not the replication wait
         PopActiveSnapshot();
         CommitTransactionCommand();  // synchronous_commit (and synchronous replication) applies
+        // SyncRepWaitForLSN stops waiting, and lets the commit through unreplicated, when the
+        // process is told to die or to cancel (or the postmaster is gone): then no acknowledgement.
+        *uncertain = !commit_replicated();
     }
     PG_CATCH();
     {

@@ -802,7 +802,10 @@ std::optional<ProduceResponse> produce(const ProduceRequest &req)
         }
         int sqlstate = 0;
         char message[256] = "";
-        bool committed = pg_call([&] { return produce_commit(&sqlstate, message, sizeof message); });
+        bool uncertain = false;
+        bool committed = pg_call([&] { return produce_commit(&sqlstate, message, sizeof message, &uncertain); });
+        if (committed && uncertain)  // never acknowledge what may not be replicated: the client retries
+            throw std::runtime_error("Produce committed, but its wait for synchronous replication was cut short");
         if (!committed)
             for (auto &parts : work)
                 for (auto &w : parts)

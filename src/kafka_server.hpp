@@ -59,7 +59,9 @@ void produce_begin();
 // Writes one partition in a subtransaction: true and *first, or false with the error.
 bool produce_partition(const char *topic, std::int32_t partition, const ProduceBatch *b, std::int64_t *first,
                        int *sqlstate, char *message, std::size_t message_size);
-// Commits (false with the error: everything was rolled back).
-bool produce_commit(int *sqlstate, char *message, std::size_t message_size);
+// Commits (false with the error: everything was rolled back). *uncertain: committed, but the
+// wait for synchronous replication may have been cut short (die or cancel pending): the
+// caller must not acknowledge.
+bool produce_commit(int *sqlstate, char *message, std::size_t message_size, bool *uncertain);
 
 }  // namespace pgtopic::kafka_server

@@ -456,6 +456,38 @@ is_deeply([ sort map { $_->{topic} } @{ $promoted->{topics} } ], [ 'audit', 'kc'
 ok(!$standby->log_contains('terminated by signal'), 'no process on the standby died of a signal');
 $standby->stop;
 
+# ---- synchronous replication: a Produce whose wait for the standby is cut short is not acknowledged
+$node->append_conf('postgresql.conf', "synchronous_standby_names = 'nobody'\n");
+$node->reload;
+sleep 1;
+my ($sync_out, $sync_err) = ('', '');
+# (bash feeds kcat's stdin: IPC::Run would feed it only while we pump)
+my $sync = IPC::Run::start([ 'bash', '-c', "printf 'unreplicated\\n' | kcat -b $broker -P -t kc -p 0 -X acks=all "
+        . "-X message.timeout.ms=4000 -X message.send.max.retries=0" ],
+    '>', \$sync_out, '2>', \$sync_err);
+my $in_syncrep = 0;
+for (1 .. 100)
+{
+    my $w = $node->safe_psql('postgres', q{SELECT coalesce(wait_event, '-') FROM pg_stat_activity
+        WHERE backend_type = 'pgtopic kafka listener'});
+    $in_syncrep = $w eq 'SyncRep';
+    last if $in_syncrep;
+    select(undef, undef, undef, 0.1);
+}
+ok($in_syncrep, 'with synchronous_standby_names set and no standby, a Produce (acks=all) waits for it');
+$node->safe_psql('postgres', q{SELECT pg_cancel_backend(pid) FROM pg_stat_activity
+    WHERE backend_type = 'pgtopic kafka listener'});
+$sync->finish;
+diag($sync_err) unless $in_syncrep;
+ok($node->log_contains('its wait for synchronous replication was cut short') && $sync_err =~ /Disconnected/,
+    'a Produce (acks=all) whose synchronous replication wait was cancelled is not acknowledged (connection closed)')
+  or diag($sync_err);
+$node->append_conf('postgresql.conf', "synchronous_standby_names = ''\n");
+$node->reload;
+sleep 1;
+($md) = kcat_metadata();
+ok(defined $md, '... and the listener goes on serving');
+
 # ---- idle connections are closed after pgtopic.kafka_idle_timeout -----------------------------
 $node->append_conf('postgresql.conf', "pgtopic.kafka_idle_timeout = '1s'\n");
 $node->reload;
