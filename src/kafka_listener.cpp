@@ -59,6 +59,8 @@ struct Connection {
     std::string out;       // response bytes not yet sent
     std::size_t sent = 0;  // of out
     bool closing = false;
+    bool waiting = false;                     // a Fetch parked until data or its deadline
+    TimestampTz wait_until = 0;
     TimestampTz last_active = 0;              // last byte received or sent
     MemoryContext context = nullptr;          // per connection
     MemoryContext request_context = nullptr;  // reset after every request
@@ -178,6 +180,8 @@ void rebuild_wait_set()
         for (int i = 0; i < state->n_listen; i++)
             (void) AddWaitEventToSet(state->set, WL_SOCKET_READABLE, state->listen[i], nullptr, nullptr);
     for (Connection *c : state->connections) {
+        if (c->waiting)
+            continue;  // one request in flight: nothing is read while its Fetch waits
         uint32 events = c->sent < c->out.size() ? WL_SOCKET_WRITEABLE : WL_SOCKET_READABLE;
         (void) AddWaitEventToSet(state->set, events, c->sock, nullptr, c);
     }
@@ -269,9 +273,28 @@ void process_frames(Connection *c)
         if (status.kind == kafka::FrameStatus::need_more)
             break;
         MemoryContext old = MemoryContextSwitchTo(c->request_context);
-        bool ok = handle_frame(std::string_view(c->in).substr(4, status.bytes), c->out);
+        TimestampTz now = GetCurrentTimestamp();
+        bool may_wait = !c->waiting || now < c->wait_until;
+        int wait_ms = 0;
+        FrameResult result = handle_frame(std::string_view(c->in).substr(4, status.bytes), c->out, may_wait, &wait_ms);
         MemoryContextSwitchTo(old);
         MemoryContextReset(c->request_context);
+        if (result == FrameResult::waiting) {
+            // The frame stays in c->in; the loop hands it in again on a commit or the deadline.
+            if (!c->waiting) {
+                c->waiting = true;
+                c->wait_until = TimestampTzPlusMilliseconds(now, Min(wait_ms, 10 * 60 * 1000));
+                c->last_active = now;
+                state->set_dirty = true;
+            }
+            break;
+        }
+        if (c->waiting) {
+            c->waiting = false;
+            c->last_active = now;
+            state->set_dirty = true;
+        }
+        bool ok = result == FrameResult::answered;
         c->in.erase(0, 4 + status.bytes);
         if (c->in.capacity() > 16 * read_chunk && c->in.size() < read_chunk)
             c->in.shrink_to_fit();  // give a big frame's buffer back
@@ -332,7 +355,7 @@ long expire_idle_connections()
     TimestampTz now = GetCurrentTimestamp();
     long next = -1;
     for (Connection *c : state->connections) {
-        if (c->closing)
+        if (c->closing || c->waiting)
             continue;
         TimestampTz deadline = TimestampTzPlusMilliseconds(c->last_active, idle_timeout_ms);
         if (deadline <= now) {
@@ -345,6 +368,38 @@ long expire_idle_connections()
             next = left;
     }
     return next;
+}
+
+// Hands the parked Fetch requests in again (after a producer commit woke the latch, or when
+// one's deadline passed); returns the milliseconds until the earliest deadline (-1: none).
+long retry_waiting_fetches(bool latch_set)
+{
+    long next = -1;
+    for (Connection *c : state->connections) {
+        if (!c->waiting || c->closing)
+            continue;
+        TimestampTz now = GetCurrentTimestamp();
+        if (latch_set || now >= c->wait_until) {
+            process_frames(c);
+            if (!c->waiting)
+                continue;
+            now = GetCurrentTimestamp();
+        }
+        long left = static_cast<long>((c->wait_until - now + 999) / 1000);
+        left = Max(left, 0L);
+        if (next < 0 || left < next)
+            next = left;
+    }
+    return next;
+}
+
+long min_timeout(long a, long b)
+{
+    if (a < 0)
+        return b;
+    if (b < 0)
+        return a;
+    return Min(a, b);
 }
 
 void reap_closed_connections()
@@ -384,9 +439,12 @@ void listener_main(void *)
     state->context = context;
     open_listen_sockets();
 
+    set_kafka_latch(MyLatch);
     WaitEvent events[64];
+    bool latch_set = false;
     for (;;) {
-        long timeout = expire_idle_connections();
+        long timeout = min_timeout(expire_idle_connections(), retry_waiting_fetches(latch_set));
+        latch_set = false;
         if (state->accept_paused_until != 0) {
             TimestampTz now = GetCurrentTimestamp();
             if (now >= state->accept_paused_until) {
@@ -406,6 +464,7 @@ void listener_main(void *)
             const WaitEvent &e = events[i];
             if (e.events & WL_LATCH_SET) {
                 ResetLatch(MyLatch);
+                latch_set = true;  // maybe a producer commit: parked fetches look again
                 CHECK_FOR_INTERRUPTS();
                 if (ConfigReloadPending) {
                     ConfigReloadPending = false;

@@ -8,6 +8,7 @@
 // pg_call, from lambdas that themselves hold nothing with a destructor.
 #include "guard.hpp"
 #include "kafka/messages.hpp"
+#include "kafka/record_batch.hpp"
 #include "kafka_server.hpp"
 #include "pgtopic.hpp"
 
@@ -16,11 +17,14 @@ extern "C" {
 #include "utils/timeout.h"
 }
 
+#include <algorithm>
 #include <cinttypes>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <initializer_list>
+#include <limits>
 #include <stdexcept>
 
 namespace pgtopic::kafka_server {
@@ -34,6 +38,8 @@ constexpr std::int32_t node_id = 1;
 
 // What the listener answers, a subset of what the codec can decode.
 const ApiVersionsResponse::Api served_apis[] = {
+    {static_cast<std::int16_t>(ApiKey::produce), 3, 7},
+    {static_cast<std::int16_t>(ApiKey::fetch), 4, 11},
     {static_cast<std::int16_t>(ApiKey::list_offsets), 1, 2},
     {static_cast<std::int16_t>(ApiKey::metadata), 0, 4},
     {static_cast<std::int16_t>(ApiKey::api_versions), 0, 3},
@@ -64,7 +70,7 @@ constexpr int max_sql_args = 6;
 constexpr int statement_timeout_ms = 5000;
 
 // What one request may ask for: each topic of CreateTopics/DeleteTopics and each partition of
-// ListOffsets costs SQL run by the event loop, and each requested Metadata topic a response
+// ListOffsets, Fetch and Produce costs SQL run by the event loop, and each requested Metadata topic a response
 // entry, so a small frame must not make the loop work (or allocate) for long. Over a limit the
 // connection is closed, as for a malformed request.
 constexpr std::size_t max_topics_per_request = 10000;
@@ -169,9 +175,9 @@ SqlResult run_sql(const char *sql, std::initializer_list<const char *> args, boo
 
 // The Kafka error for a failed statement: rights, unknown topics and timeouts have their own
 // codes; the others depend on the request.
-std::int16_t kafka_error(const SqlResult &r, ErrorCode otherwise)
+std::int16_t kafka_error_code(int sqlstate, ErrorCode otherwise)
 {
-    switch (r.sqlstate) {
+    switch (sqlstate) {
     case ERRCODE_INSUFFICIENT_PRIVILEGE:
         return code(ErrorCode::topic_authorization_failed);
     case ERRCODE_UNDEFINED_OBJECT:
@@ -184,6 +190,11 @@ std::int16_t kafka_error(const SqlResult &r, ErrorCode otherwise)
     default:
         return code(otherwise);
     }
+}
+
+std::int16_t kafka_error(const SqlResult &r, ErrorCode otherwise)
+{
+    return kafka_error_code(r.sqlstate, otherwise);
 }
 
 std::int64_t to_int64(const char *v, std::int64_t otherwise = -1)
@@ -417,9 +428,541 @@ void log_closing(const char *why, const char *detail)
     });
 }
 
+// ---- Fetch: each partition through pgtopic.fetch (the consume right applies), never above
+// the last stable offset, read before the messages (every offset below it is committed or
+// rolled back for good, so what the read misses below it is a gap). One RecordBatch v2 per
+// partition; rolled-back offsets are gaps in the offset deltas (a trailing gap up to the LSO is
+// covered by last_offset_delta, so clients move past it).
+
+// One fetched message, copied into the request context (trivially destructible).
+struct FetchedRow {
+    std::int64_t offset;
+    std::int64_t timestamp_ms;
+    const char *key;  // nullptr: no key
+    int key_len;
+    const char *value;  // nullptr: NULL value
+    int value_len;
+    int n_headers;
+    const char **header_keys;
+    int *header_key_lens;
+    const char **header_values;  // entries nullptr for a JSON null
+    int *header_value_lens;
+};
+
+struct FetchedPartition {
+    int sqlstate = 0;
+    char message[256] = "";
+    bool found = false;  // the partition exists and the role sees the topic
+    std::int64_t log_start = -1;
+    std::int64_t lso = -1;
+    int rows = 0;
+    FetchedRow *row = nullptr;
+    bool more_below_lso = true;  // messages remain in [last row + 1, lso)
+};
+
+const char *const fetch_bounds_sql =
+    "SELECT log_start_offset, last_stable_offset FROM pgtopic.partitions WHERE topic = $1 AND \"partition\" = $2";
+const char *const fetch_rows_sql =
+    "SELECT f.msg_offset, (extract(epoch FROM f.produced_at) * 1000)::bigint, f.key, f.value, "
+    "       ARRAY(SELECT h.key FROM jsonb_each_text(f.headers) h), "
+    "       ARRAY(SELECT h.value FROM jsonb_each_text(f.headers) h) "
+    "  FROM pgtopic.fetch($1, $2, $3, $4) f";
+const char *const fetch_probe_sql = "SELECT 1 FROM pgtopic.fetch($1, $2, $3, 1)";
+
+void copy_text_datum(MemoryContext cx, Datum d, const char **data, int *len)
+{
+    text *t = DatumGetTextPP(d);
+    *len = VARSIZE_ANY_EXHDR(t);
+    char *copy = static_cast<char *>(MemoryContextAlloc(cx, *len + 1));
+    memcpy(copy, VARDATA_ANY(t), *len);
+    copy[*len] = '\0';
+    *data = copy;
+}
+
+void copy_text_array(MemoryContext cx, Datum d, int *n, const char ***data, int **lens)
+{
+    ArrayType *a = DatumGetArrayTypeP(d);
+    Datum *elems;
+    bool *nulls;
+    int count;
+    deconstruct_array(a, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &count);
+    *n = count;
+    *data = static_cast<const char **>(MemoryContextAllocZero(cx, sizeof(char *) * (count + 1)));
+    *lens = static_cast<int *>(MemoryContextAllocZero(cx, sizeof(int) * (count + 1)));
+    for (int i = 0; i < count; i++)
+        if (!nulls[i])
+            copy_text_datum(cx, elems[i], &(*data)[i], &(*lens)[i]);
+}
+
+// Reads [from, lso) of one partition, at most `limit` messages, in one transaction.
+void fetch_partition_impl(const char *topic, std::int32_t partition, std::int64_t from, int limit,
+                          FetchedPartition *out)
+{
+    MemoryContext cx = CurrentMemoryContext;
+    SetCurrentStatementStartTimestamp();
+    StartTransactionCommand();
+    PushActiveSnapshot(GetTransactionSnapshot());
+    pgstat_report_activity(STATE_RUNNING, fetch_rows_sql);
+    SPI_connect();
+    (void) SPI_execute("SET LOCAL lock_timeout = '200ms'", false, 0);
+    // A statement_timeout setting is armed only by a client backend's query loop: the worker
+    // arms the timer itself for the whole read (disarmed below, or by fetch_partition's error path).
+    enable_timeout_after(STATEMENT_TIMEOUT, statement_timeout_ms);
+    Oid types[4] = {TEXTOID, INT4OID, INT8OID, INT4OID};
+    Datum args[4] = {CStringGetTextDatum(topic), Int32GetDatum(partition), Int64GetDatum(from), Int32GetDatum(limit)};
+    int rc = SPI_execute_with_args(fetch_bounds_sql, 2, types, args, nullptr, false, 0);
+    if (rc < 0)
+        elog(ERROR, "pgtopic kafka: SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
+    if (SPI_processed == 1) {
+        bool null1, null2;
+        Datum start = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &null1);
+        Datum lso = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &null2);
+        out->found = !null1 && !null2;
+        if (out->found) {
+            out->log_start = DatumGetInt64(start);
+            out->lso = DatumGetInt64(lso);
+        }
+    }
+    if (out->found && from >= out->log_start && from < out->lso) {
+        rc = SPI_execute_with_args(fetch_rows_sql, 4, types, args, nullptr, false, 0);
+        if (rc < 0)
+            elog(ERROR, "pgtopic kafka: SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
+        int n = static_cast<int>(SPI_processed);
+        out->row = static_cast<FetchedRow *>(MemoryContextAllocZero(cx, sizeof(FetchedRow) * (n + 1)));
+        for (int i = 0; i < n; i++) {
+            HeapTuple tuple = SPI_tuptable->vals[i];
+            TupleDesc desc = SPI_tuptable->tupdesc;
+            FetchedRow &r = out->row[i];
+            bool isnull;
+            r.offset = DatumGetInt64(SPI_getbinval(tuple, desc, 1, &isnull));
+            if (r.offset >= out->lso)
+                break;  // committed after the LSO was read: the next fetch gets it
+            Datum ts = SPI_getbinval(tuple, desc, 2, &isnull);
+            r.timestamp_ms = isnull ? -1 : DatumGetInt64(ts);
+            Datum key = SPI_getbinval(tuple, desc, 3, &isnull);
+            if (!isnull)
+                copy_text_datum(cx, key, &r.key, &r.key_len);
+            Datum value = SPI_getbinval(tuple, desc, 4, &isnull);
+            if (!isnull) {
+                bytea *b = DatumGetByteaPP(value);
+                r.value_len = VARSIZE_ANY_EXHDR(b);
+                char *copy = static_cast<char *>(MemoryContextAlloc(cx, r.value_len + 1));
+                memcpy(copy, VARDATA_ANY(b), r.value_len);
+                r.value = copy;
+            }
+            int nkeys = 0, nvalues = 0;
+            Datum hk = SPI_getbinval(tuple, desc, 5, &isnull);
+            if (!isnull)
+                copy_text_array(cx, hk, &nkeys, &r.header_keys, &r.header_key_lens);
+            Datum hv = SPI_getbinval(tuple, desc, 6, &isnull);
+            if (!isnull)
+                copy_text_array(cx, hv, &nvalues, &r.header_values, &r.header_value_lens);
+            r.n_headers = Min(nkeys, nvalues);
+            out->rows = i + 1;
+        }
+        std::int64_t next = out->rows > 0 ? out->row[out->rows - 1].offset + 1 : from;
+        if (out->rows > 0 && next < out->lso) {
+            // Anything committed below the LSO is visible to this later snapshot.
+            args[2] = Int64GetDatum(next);
+            rc = SPI_execute_with_args(fetch_probe_sql, 3, types, args, nullptr, false, 0);
+            if (rc < 0)
+                elog(ERROR, "pgtopic kafka: SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
+            out->more_below_lso = SPI_processed > 0;
+        } else {
+            out->more_below_lso = next < out->lso;
+        }
+    }
+    disable_timeout(STATEMENT_TIMEOUT, false);
+    SPI_finish();
+    PopActiveSnapshot();
+    CommitTransactionCommand();
+    pgstat_report_activity(STATE_IDLE, nullptr);
+    MemoryContextSwitchTo(cx);
+}
+
+FetchedPartition fetch_partition(const char *topic, std::int32_t partition, std::int64_t from, int limit)
+{
+    FetchedPartition result;
+    ErrorData *error = nullptr;
+    MemoryContext request_context = CurrentMemoryContext;
+    try {
+        pg_call([&] { fetch_partition_impl(topic, partition, from, limit, &result); });
+    } catch (const PgError &e) {
+        error = e.data();
+    }
+    if (error != nullptr) {
+        result = FetchedPartition();
+        result.sqlstate = error->sqlerrcode;
+        std::snprintf(result.message, sizeof result.message, "%s", error->message ? error->message : "");
+        // The abort leaves TopMemoryContext current: go back to the request's context.
+        pg_call([request_context] {
+            disable_timeout(STATEMENT_TIMEOUT, false);
+            AbortCurrentTransaction();
+            pgstat_report_activity(STATE_IDLE, nullptr);
+            MemoryContextSwitchTo(request_context);
+        });
+    }
+    return result;
+}
+
+// Bytes a record takes in a batch, roughly (for the max_bytes budgets).
+std::size_t record_size(const FetchedRow &r)
+{
+    std::size_t n = 24 + static_cast<std::size_t>(r.key_len) + static_cast<std::size_t>(r.value_len);
+    for (int h = 0; h < r.n_headers; h++)
+        n += 10 + static_cast<std::size_t>(r.header_key_lens[h]) +
+             (r.header_values[h] ? static_cast<std::size_t>(r.header_value_lens[h]) : 0);
+    return n;
+}
+
+// ---- Produce: each partition's one RecordBatch v2 checked (magic, CRC-32C, counts, offset
+// deltas 0..n-1; compressed: UNSUPPORTED_COMPRESSION_TYPE) before anything is written, then
+// every valid partition written in one transaction (a subtransaction each) through
+// produce_to_partition, the partition the client chose kept, consecutive offsets; the response
+// is queued only after the commit. acks=0: no response.
+
+// Strict UTF-8 without NUL (the key is stored as text, header values inside jsonb strings).
+bool valid_utf8(std::string_view s)
+{
+    const auto *p = reinterpret_cast<const unsigned char *>(s.data());
+    std::size_t n = s.size(), i = 0;
+    while (i < n) {
+        unsigned char c = p[i];
+        if (c == 0)
+            return false;
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        int len;
+        std::uint32_t cp;
+        if ((c & 0xE0) == 0xC0) {
+            len = 2;
+            cp = c & 0x1F;
+        } else if ((c & 0xF0) == 0xE0) {
+            len = 3;
+            cp = c & 0x0F;
+        } else if ((c & 0xF8) == 0xF0) {
+            len = 4;
+            cp = c & 0x07;
+        } else {
+            return false;
+        }
+        if (i + len > n)
+            return false;
+        for (int k = 1; k < len; k++) {
+            if ((p[i + k] & 0xC0) != 0x80)
+                return false;
+            cp = (cp << 6) | (p[i + k] & 0x3F);
+        }
+        if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10FFFF ||
+            (cp >= 0xD800 && cp <= 0xDFFF))
+            return false;
+        i += len;
+    }
+    return true;
+}
+
+void json_string(std::string &out, std::string_view s)
+{
+    static const char hex[] = "0123456789abcdef";
+    out.push_back('"');
+    for (unsigned char c : s) {
+        if (c == '"' || c == '\\') {
+            out.push_back('\\');
+            out.push_back(static_cast<char>(c));
+        } else if (c < 0x20) {
+            out.append("\\u00");
+            out.push_back(hex[c >> 4]);
+            out.push_back(hex[c & 15]);
+        } else {
+            out.push_back(static_cast<char>(c));
+        }
+    }
+    out.push_back('"');
+}
+
+struct ProducePartitionWork {
+    std::int32_t index = 0;
+    std::int16_t error = 0;
+    char message[200] = "";
+    ProduceBatch batch{};
+    std::int64_t base_offset = -1;
+};
+
+// Turns one partition's batch into palloc'd datums; sets error (and a message for the log)
+// when a record cannot be stored as it is today.
+void prepare_produce_partition(NullableBytes records, ProducePartitionWork &w)
+{
+    BatchHeader batch;
+    try {
+        batch = check_produce_records(records, postgres_crc32c);
+    } catch (const DecodeError &e) {
+        w.error = code(e.error());
+        std::snprintf(w.message, sizeof w.message, "%s", e.what());
+        return;
+    }
+    pg_call([&] { produce_batch_init(&w.batch, batch.record_count); });
+    RecordReader reader(batch, BatchRules{true});
+    Record rec;
+    std::string json;
+    std::vector<std::string_view> seen;
+    int index = 0;
+    while (reader.next(rec)) {
+        index++;
+        if (rec.key && !valid_utf8(*rec.key)) {
+            w.error = code(ErrorCode::invalid_record);
+            std::snprintf(w.message, sizeof w.message,
+                          "record %d: the key is not valid UTF-8 (keys are stored as text for now)", index);
+            return;
+        }
+        const char *headers_json = nullptr;
+        if (!rec.headers.empty()) {
+            json.assign("{");
+            seen.clear();
+            for (const RecordHeader &h : rec.headers) {
+                for (std::string_view k : seen)
+                    if (k == h.key) {
+                        w.error = code(ErrorCode::invalid_record);
+                        std::snprintf(w.message, sizeof w.message,
+                                      "record %d: duplicate header keys are not stored yet (headers are a jsonb object)",
+                                      index);
+                        return;
+                    }
+                seen.push_back(h.key);
+                if (!valid_utf8(h.key) || (h.value && !valid_utf8(*h.value))) {
+                    w.error = code(ErrorCode::invalid_record);
+                    std::snprintf(w.message, sizeof w.message,
+                                  "record %d: header keys and values must be valid UTF-8 for now (stored in jsonb)",
+                                  index);
+                    return;
+                }
+                if (json.size() > 1)
+                    json.push_back(',');
+                json_string(json, h.key);
+                json.push_back(':');
+                if (h.value)
+                    json_string(json, *h.value);
+                else
+                    json.append("null");
+            }
+            json.push_back('}');
+            headers_json = json.c_str();
+        }
+        const char *key = rec.key ? rec.key->data() : nullptr;
+        int key_len = rec.key ? static_cast<int>(rec.key->size()) : 0;
+        const char *value = rec.value ? rec.value->data() : nullptr;
+        int value_len = rec.value ? static_cast<int>(rec.value->size()) : 0;
+        if (key == nullptr && rec.key)
+            key = "";
+        if (value == nullptr && rec.value)
+            value = "";
+        bool ok = pg_call([&] { return produce_batch_add(&w.batch, key, key_len, value, value_len, headers_json); });
+        if (!ok) {
+            w.error = code(ErrorCode::invalid_record);
+            std::snprintf(w.message, sizeof w.message, "record %d: key or headers not valid in the database", index);
+            return;
+        }
+    }
+}
+
+// nullopt: acks=0, no response.
+std::optional<ProduceResponse> produce(const ProduceRequest &req)
+{
+    std::size_t entries = 0;
+    for (const auto &t : req.topics)
+        entries += t.partitions.size();
+    check_request_size(entries, max_sql_entries_per_request, "Produce");
+    ProduceResponse r;
+    std::vector<std::vector<ProducePartitionWork>> work(req.topics.size());
+    bool bad_acks = req.acks != 0 && req.acks != 1 && req.acks != -1;
+    for (std::size_t t = 0; t < req.topics.size(); t++) {
+        for (const auto &p : req.topics[t].partitions) {
+            auto &w = work[t].emplace_back();
+            w.index = p.index;
+            if (bad_acks)
+                w.error = code(ErrorCode::invalid_required_acks);
+            else if (req.transactional_id)
+                w.error = code(ErrorCode::invalid_request);  // Kafka transactions are not served
+            else
+                prepare_produce_partition(p.records, w);
+            if (w.error != 0 && w.message[0] != '\0') {
+                std::string topic(req.topics[t].name);
+                pg_call([&] {
+                    ereport(LOG, (errmsg("pgtopic kafka: Produce to %s partition %d refused (Kafka error %d): %s",
+                                         topic.c_str(), w.index, w.error, w.message)));
+                });
+            }
+        }
+    }
+    bool any = false;
+    for (auto &parts : work)
+        for (auto &w : parts)
+            any = any || w.error == 0;
+    if (any) {
+        pg_call([] { produce_begin(); });
+        for (std::size_t t = 0; t < req.topics.size(); t++) {
+            std::string topic(req.topics[t].name);
+            for (auto &w : work[t]) {
+                if (w.error != 0)
+                    continue;
+                int sqlstate = 0;
+                char message[256] = "";
+                bool ok = pg_call([&] {
+                    return produce_partition(topic.c_str(), w.index, &w.batch, &w.base_offset, &sqlstate, message,
+                                             sizeof message);
+                });
+                if (!ok)
+                    w.error = sqlstate == ERRCODE_INVALID_PARAMETER_VALUE ? code(ErrorCode::unknown_topic_or_partition)
+                              : sqlstate == ERRCODE_PROGRAM_LIMIT_EXCEEDED ? code(ErrorCode::message_too_large)
+                                                                           : kafka_error_code(sqlstate, ErrorCode::unknown_server_error);
+            }
+        }
+        int sqlstate = 0;
+        char message[256] = "";
+        bool uncertain = false;
+        bool committed = pg_call([&] { return produce_commit(&sqlstate, message, sizeof message, &uncertain); });
+        if (committed && uncertain)  // never acknowledge what may not be replicated: the client retries
+            throw std::runtime_error("Produce committed, but its wait for synchronous replication was cut short");
+        if (!committed)
+            for (auto &parts : work)
+                for (auto &w : parts)
+                    if (w.error == 0)
+                        w.error = kafka_error_code(sqlstate, ErrorCode::unknown_server_error);
+    }
+    if (req.acks == 0)
+        return std::nullopt;
+    for (std::size_t t = 0; t < req.topics.size(); t++) {
+        auto &rt = r.responses.emplace_back();
+        rt.name = std::string(req.topics[t].name);
+        for (auto &w : work[t])
+            rt.partitions.push_back({w.index, w.error, w.error == 0 ? w.base_offset : -1, -1, -1});
+    }
+    return r;
+}
+
+enum class FetchOutcome { answered, wait };
+
+FetchOutcome fetch(std::int16_t version, const FetchRequest &req, bool may_wait, std::string &out,
+                   std::int32_t correlation_id)
+{
+    std::size_t entries = 0;
+    for (const auto &t : req.topics)
+        entries += t.partitions.size();
+    check_request_size(entries, max_sql_entries_per_request, "Fetch");
+    FetchResponse r;
+    std::deque<std::string> batches;  // the records' bytes, alive until encoded
+    if (req.session_id != 0) {
+        // pgtopic creates no fetch sessions (a response's session id is 0): a client asking for
+        // one it thinks it has gets FETCH_SESSION_ID_NOT_FOUND and starts over with full fetches.
+        r.error_code = 70;
+        append(out, encode_response(static_cast<std::int16_t>(ApiKey::fetch), version, correlation_id, r));
+        return FetchOutcome::answered;
+    }
+    std::int64_t budget = req.max_bytes > 0 ? req.max_bytes : 0;
+    std::int64_t total = 0;
+    bool any_records = false;
+    int limit = Max(1, Min(max_poll_messages, 100000));
+    for (const auto &t : req.topics) {
+        std::string name(t.topic);
+        auto &rt = r.responses.emplace_back();
+        rt.topic = name;
+        for (const auto &p : t.partitions) {
+            auto &out_p = rt.partitions.emplace_back();
+            out_p.partition_index = p.partition;
+            out_p.records = std::string_view();
+            if (req.isolation_level == 1)
+                out_p.aborted_transactions.emplace();
+            if (any_records && total >= budget)
+                continue;  // the response is full: this partition's data waits for the next fetch
+            // Read no more messages than the byte budgets can take (a record is over 24 bytes).
+            std::int64_t room = p.partition_max_bytes > 0 ? p.partition_max_bytes : 0;
+            if (any_records)
+                room = Min(room, budget - total);
+            int rows_wanted = static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(limit, room / 24 + 1)));
+            FetchedPartition f = fetch_partition(name.c_str(), p.partition, p.fetch_offset, rows_wanted);
+            if (f.sqlstate != 0) {
+                out_p.error_code = f.sqlstate == ERRCODE_INVALID_PARAMETER_VALUE
+                                       ? code(ErrorCode::unknown_topic_or_partition)
+                                       : kafka_error_code(f.sqlstate, ErrorCode::unknown_server_error);
+                continue;
+            }
+            if (!f.found) {
+                out_p.error_code = code(ErrorCode::unknown_topic_or_partition);
+                continue;
+            }
+            out_p.high_watermark = f.lso;
+            out_p.last_stable_offset = f.lso;
+            out_p.log_start_offset = f.log_start;
+            if (p.fetch_offset < f.log_start || p.fetch_offset > f.lso) {
+                out_p.error_code = code(ErrorCode::offset_out_of_range);
+                continue;
+            }
+            if (f.rows == 0)
+                continue;
+            RecordBatch batch;
+            batch.base_offset = f.row[0].offset;
+            batch.partition_leader_epoch = 0;
+            batch.base_timestamp = f.row[0].timestamp_ms;
+            batch.max_timestamp = f.row[0].timestamp_ms;
+            std::int64_t part_budget = p.partition_max_bytes > 0 ? p.partition_max_bytes : 0;
+            std::int64_t part_bytes = 61;
+            bool cut = false;
+            for (int i = 0; i < f.rows; i++) {
+                const FetchedRow &row = f.row[i];
+                std::int64_t size = static_cast<std::int64_t>(record_size(row));
+                if (row.offset - batch.base_offset > std::numeric_limits<std::int32_t>::max()) {
+                    cut = true;  // beyond an int32 offset delta: the next batch
+                    break;
+                }
+                // At least one whole record (batch) in the response, even over max_bytes.
+                if (!batch.records.empty() || any_records) {
+                    if (part_bytes + size > part_budget || total + part_bytes + size > budget) {
+                        cut = true;
+                        break;
+                    }
+                }
+                Record rec;
+                rec.timestamp_delta = row.timestamp_ms - batch.base_timestamp;
+                rec.offset_delta = static_cast<std::int32_t>(row.offset - batch.base_offset);
+                if (row.key)
+                    rec.key = std::string_view(row.key, row.key_len);
+                if (row.value)
+                    rec.value = std::string_view(row.value, row.value_len);
+                for (int h = 0; h < row.n_headers; h++) {
+                    RecordHeader hdr;
+                    hdr.key = std::string_view(row.header_keys[h] ? row.header_keys[h] : "", row.header_key_lens[h]);
+                    if (row.header_values[h])
+                        hdr.value = std::string_view(row.header_values[h], row.header_value_lens[h]);
+                    rec.headers.push_back(hdr);
+                }
+                batch.max_timestamp = Max(batch.max_timestamp, row.timestamp_ms);
+                batch.records.push_back(std::move(rec));
+                part_bytes += size;
+            }
+            if (batch.records.empty())
+                continue;  // its first record does not fit in what is left of max_bytes
+            std::int64_t last = batch.base_offset + batch.records.back().offset_delta;
+            if (!cut && !f.more_below_lso)
+                last = Min(f.lso - 1, batch.base_offset + std::numeric_limits<std::int32_t>::max());  // only rolled-back offsets up to the LSO: the client moves past them
+            batch.last_offset_delta = static_cast<std::int32_t>(last - batch.base_offset);
+            Writer w;
+            encode_record_batch(w, batch, postgres_crc32c);
+            batches.emplace_back(w.view());
+            out_p.records = std::string_view(batches.back());
+            total += static_cast<std::int64_t>(batches.back().size());
+            any_records = true;
+        }
+    }
+    if (may_wait && req.max_wait_ms > 0 && total < Max(req.min_bytes, 1))
+        return FetchOutcome::wait;
+    append(out, encode_response(static_cast<std::int16_t>(ApiKey::fetch), version, correlation_id, r));
+    return FetchOutcome::answered;
+}
+
 }  // namespace
 
-bool handle_frame(std::string_view payload, std::string &out)
+FrameResult handle_frame(std::string_view payload, std::string &out, bool may_wait, int *wait_ms)
 {
     char why[256] = "";
     char detail[512] = "";
@@ -434,23 +977,36 @@ bool handle_frame(std::string_view payload, std::string &out)
             } else if (std::holds_alternative<ApiVersionsRequest>(req.body)) {
                 append(out, encode_response(req.header.api_key, req.header.api_version, req.header.correlation_id,
                                             api_versions(0)));
-                return true;
+                return FrameResult::answered;
             } else if (auto *m = std::get_if<MetadataRequest>(&req.body)) {
                 append(out, encode_response(req.header.api_key, req.header.api_version, req.header.correlation_id,
                                             metadata(*m)));
-                return true;
+                return FrameResult::answered;
             } else if (auto *l = std::get_if<ListOffsetsRequest>(&req.body)) {
                 append(out, encode_response(req.header.api_key, req.header.api_version, req.header.correlation_id,
                                             list_offsets(*l)));
-                return true;
+                return FrameResult::answered;
             } else if (auto *c = std::get_if<CreateTopicsRequest>(&req.body)) {
                 append(out, encode_response(req.header.api_key, req.header.api_version, req.header.correlation_id,
                                             create_topics(req.header.api_version, *c)));
-                return true;
+                return FrameResult::answered;
+            } else if (auto *pr = std::get_if<ProduceRequest>(&req.body)) {
+                std::optional<ProduceResponse> resp = produce(*pr);
+                if (resp)
+                    append(out, encode_response(req.header.api_key, req.header.api_version,
+                                                req.header.correlation_id, *resp));
+                return FrameResult::answered;
+            } else if (auto *f = std::get_if<FetchRequest>(&req.body)) {
+                if (fetch(req.header.api_version, *f, may_wait, out, req.header.correlation_id) ==
+                    FetchOutcome::wait) {
+                    *wait_ms = f->max_wait_ms;
+                    return FrameResult::waiting;
+                }
+                return FrameResult::answered;
             } else if (auto *d = std::get_if<DeleteTopicsRequest>(&req.body)) {
                 append(out, encode_response(req.header.api_key, req.header.api_version, req.header.correlation_id,
                                             delete_topics(*d)));
-                return true;
+                return FrameResult::answered;
             }
         } catch (const DecodeError &e) {
             // An ApiVersions request is answered even when its version is unknown (KIP-511: v0
@@ -459,7 +1015,7 @@ bool handle_frame(std::string_view payload, std::string &out)
                 e.error() == ErrorCode::unsupported_version) {
                 append(out, encode_response(header.api_key, header.api_version, header.correlation_id,
                                             api_versions(code(ErrorCode::unsupported_version))));
-                return true;
+                return FrameResult::answered;
             }
             std::snprintf(why, sizeof why, "malformed request (Kafka error %d)", code(e.error()));
             std::snprintf(detail, sizeof detail, "API key %d version %d: %s", header.api_key, header.api_version,
@@ -491,7 +1047,7 @@ bool handle_frame(std::string_view payload, std::string &out)
         log_closing(why, detail);
     } catch (...) {
     }
-    return false;
+    return FrameResult::closed;
 }
 
 }  // namespace pgtopic::kafka_server

@@ -3,6 +3,9 @@
 // loop; kafka_requests.cpp turns one request frame into its response.
 #pragma once
 
+#include "pg.hpp"
+
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -26,9 +29,39 @@ void register_worker();
 const char *advertised_host_name();
 
 // Handles one request frame's payload (after the size prefix): appends the whole response
-// frame to out, or returns false when the connection must be closed (a request that cannot be
-// parsed or an API the listener does not serve). Never throws; runs PostgreSQL calls (each in
-// its own transaction) through pg_call and returns to the loop with no transaction open.
-bool handle_frame(std::string_view payload, std::string &out);
+// frame to out (answered), or returns closed when the connection must be closed (a request
+// that cannot be parsed or an API the listener does not serve), or waiting (only when may_wait)
+// for a Fetch that found less than its min_bytes: nothing is appended, *wait_ms is the
+// request's max_wait_ms, and the loop hands the same frame in again when a producer commits or
+// the wait is over (then with may_wait false). Never throws; runs PostgreSQL calls (each in its
+// own transaction) through pg_call and returns to the loop with no transaction open.
+enum class FrameResult { closed, answered, waiting };
+FrameResult handle_frame(std::string_view payload, std::string &out, bool may_wait, int *wait_ms);
+
+// Produce's PostgreSQL side (kafka_produce.cpp): plain functions that catch PostgreSQL errors
+// themselves. A batch's arrays are palloc'd in the current memory context.
+struct ProduceBatch {
+    int n;
+    Datum *values;
+    bool *value_nulls;
+    Datum *keys;
+    bool *key_nulls;
+    Datum *headers;
+    bool *header_nulls;
+};
+void produce_batch_init(ProduceBatch *b, int capacity);
+// Adds a record (nullptr key/value: null; headers as a JSON object text, or nullptr); false
+// when the key is not valid in the database encoding or the headers are not valid JSON.
+bool produce_batch_add(ProduceBatch *b, const char *key, int key_len, const char *value, int value_len,
+                       const char *headers_json);
+// Starts the request's transaction (lock_timeout 200 ms).
+void produce_begin();
+// Writes one partition in a subtransaction: true and *first, or false with the error.
+bool produce_partition(const char *topic, std::int32_t partition, const ProduceBatch *b, std::int64_t *first,
+                       int *sqlstate, char *message, std::size_t message_size);
+// Commits (false with the error: everything was rolled back). *uncertain: committed, but the
+// wait for synchronous replication may have been cut short (die or cancel pending): the
+// caller must not acknowledge.
+bool produce_commit(int *sqlstate, char *message, std::size_t message_size, bool *uncertain);
 
 }  // namespace pgtopic::kafka_server

@@ -101,6 +101,7 @@ struct SharedState {
     int partition_entries;  // entries in the hash (under hash_lock), each kind capped at
     int topic_entries;      // pgtopic.shared_partitions
     Latch *maintenance_latch;  // the maintenance worker's, set when producers commit
+    Latch *kafka_latch;        // the Kafka listener's (parked Fetch requests), likewise
     Oid maintenance_database;  // the database it serves (segment requests)
     slock_t request_mutex;
     int n_requests;
@@ -168,6 +169,8 @@ void release_my_slots(bool committed)
     my_slot_count = 0;
     if (wake_worker && shared->maintenance_latch != nullptr && listeners_present())
         SetLatch(shared->maintenance_latch);
+    if (wake_worker && shared->kafka_latch != nullptr)
+        SetLatch(shared->kafka_latch);
 }
 
 // SyncRepWaitForLSN stops waiting for the synchronous standby, and lets the commit through,
@@ -646,6 +649,11 @@ bool claim_segment_request(const Topic &topic, int32 partition, int64 segment)
 void set_maintenance_latch(Latch *latch)
 {
     shared->maintenance_latch = latch;
+}
+
+void set_kafka_latch(Latch *latch)
+{
+    shared->kafka_latch = latch;
 }
 
 namespace {

@@ -130,6 +130,9 @@ ConditionVariable *topic_changed(const Topic &topic);
 // For the maintenance worker: its latch (set on producer commits), and the storage tables of
 // this database's topics that had commits since the last call.
 void set_maintenance_latch(Latch *latch);
+// The Kafka listener's latch, set like the maintenance worker's when a producer transaction
+// commits (its parked Fetch requests look again).
+void set_kafka_latch(Latch *latch);
 // LISTEN pgtopic in this backend (the ProcessUtility hook); whether any backend has done so.
 void note_listener();
 // DROP DATABASE succeeded: frees that database's shared-memory entries.
@@ -216,6 +219,12 @@ void register_maintenance_worker();
 // ---- produce (produce.cpp) -------------------------------------------------------------
 // Kafka's default partitioner for a text key (hashed as UTF-8).
 int32 partition_for_key(Datum key, int32 partitions);
+// n messages to the partition a Kafka client chose (src/kafka_produce.cpp), consecutive
+// offsets; the produce right, the partition, pgtopic.max_batch_messages, sizes and headers are
+// checked as produce_batch does. Returns the first offset.
+int64 produce_to_partition(text *topic_name, int32 partition, const Datum *values, const bool *value_nulls,
+                           const Datum *keys, const bool *key_nulls, const Datum *headers, const bool *header_nulls,
+                           int n);
 
 // ---- segments and storage (segments.cpp) ------------------------------------------------
 // pgtopic_data's OID (cached until a schema changes); InvalidOid when missing and missing_ok.

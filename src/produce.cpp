@@ -331,6 +331,34 @@ Datum produce_many(FunctionCallInfo fcinfo, ValueKind kind, bool return_offsets)
 }
 
 }  // namespace
+
+int64 produce_to_partition(text *topic_name, int32 partition, const Datum *values, const bool *value_nulls,
+                           const Datum *keys, const bool *key_nulls, const Datum *headers, const bool *header_nulls,
+                           int n)
+{
+    refuse_during_recovery("produce to a topic");
+    PreventCommandIfReadOnly("pgtopic.produce_batch");
+    Topic topic = lookup_topic(topic_name, RowExclusiveLock);
+    require_topic_right(topic, topic_name, Right::Produce);
+    check_partition(topic, partition);
+    if (n > max_batch_messages)
+        ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+                        errmsg("a batch of %d messages exceeds pgtopic.max_batch_messages (%d)", n, max_batch_messages)));
+    auto *msgs = static_cast<Message *>(palloc0(sizeof(Message) * Max(n, 1)));
+    for (int i = 0; i < n; i++) {
+        Message &m = msgs[i];
+        m.value = values[i];
+        m.value_null = value_nulls[i];
+        m.key = keys[i];
+        m.key_null = key_nulls[i];
+        m.headers = headers[i];
+        m.headers_null = header_nulls[i];
+        m.partition = partition;
+        prepare_message(m, ValueKind::Bytea, i, topic.max_message_bytes);
+    }
+    return n > 0 ? write_partition(topic, partition, msgs, n, GetCurrentTimestamp()) : -1;
+}
+
 }  // namespace pgtopic
 
 using pgtopic::ValueKind;

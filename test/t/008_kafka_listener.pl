@@ -131,8 +131,8 @@ closed_after(pack('N', 2 * 1024 * 1024) . 'x' x 100, 'a frame above kafka_max_fr
 closed_after(pack('N', 3) . 'abc', 'a frame below a request header closes the connection');
 closed_after(frame(header(3, 4, 7) . "\x7f\xff\xff\xff"), 'an impossible topic count closes the connection');
 closed_after(frame(header(3, 1, 7) . "\x00\x00\x00\x01\x00\x09ab"), 'a truncated topic name closes the connection');
-closed_after(frame(header(0, 7, 7) . "\xff\xff\xff\xff\x00\x00\x75\x30\x00\x00\x00\x00"),
-    'an API the listener does not serve (Produce) closes the connection');
+closed_after(frame(header(9, 1, 7) . pack('n', 1) . 'g' . pack('N', 0)),
+    'an API the listener does not serve (OffsetFetch) closes the connection');
 # A small frame cannot make the loop allocate or work for long: at most 10,000 Metadata topics.
 closed_after(frame(header(3, 1, 7) . pack('N', 10_001) . ("\x00\x00" x 10_001)),
     'a Metadata request naming more than 10,000 topics closes the connection');
@@ -157,8 +157,8 @@ for my $i (0 .. $count - 1)
     my ($key, $min, $max) = unpack('n n n', substr($resp, 10 + 6 * $i, 6));
     $ranges{$key} = "$min-$max";
 }
-is_deeply(\%ranges, { 2 => '1-2', 3 => '0-4', 18 => '0-3', 19 => '0-4', 20 => '0-1' },
-    '... listing ListOffsets 1-2, Metadata 0-4, ApiVersions 0-3, CreateTopics 0-4, DeleteTopics 0-1');
+is_deeply(\%ranges, { 0 => '3-7', 1 => '4-11', 2 => '1-2', 3 => '0-4', 18 => '0-3', 19 => '0-4', 20 => '0-1' },
+    '... listing Produce 3-7, Fetch 4-11, ListOffsets 1-2, Metadata 0-4, ApiVersions 0-3, CreateTopics 0-4, DeleteTopics 0-1');
 # The same connection goes on: ApiVersions v0, then a Metadata v0 for all topics.
 syswrite($s, frame(header(18, 0, 43)));
 $resp = read_frame($s);
@@ -195,7 +195,8 @@ srand(14);
 my ($answered, $closed) = (0, 0);
 for my $i (1 .. 300)
 {
-    my @apis = ([ 2, 1, 2 ], [ 3, 0, 4 ], [ 18, 0, 3 ], [ 19, 0, 4 ], [ 20, 0, 1 ]);
+    # (Fetch is left out: a random body that decodes may ask to wait up to max_wait_ms.)
+    my @apis = ([ 0, 3, 7 ], [ 2, 1, 2 ], [ 3, 0, 4 ], [ 18, 0, 3 ], [ 19, 0, 4 ], [ 20, 0, 1 ]);
     my ($key, $min, $max) = @{ $apis[ int(rand(@apis)) ] };
     my $version = $min + int(rand($max - $min + 1));
     my $body = join('', map { chr(int(rand(4)) == 0 ? 255 : int(rand(8))) } 1 .. int(rand(40)));
@@ -209,6 +210,119 @@ ok($answered + $closed == 300, "300 random request bodies: $answered answered, $
 sleep 1;
 ($md) = kcat_metadata();
 is(scalar @{ $md->{topics} }, 2, 'kcat -L still works after all the bad frames');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM pgtopic.fetch('audit', 0, 0, 100)}), '0',
+    '... and no random Produce body stored anything');
+ok(!$node->log_contains('terminated by signal'), 'no process died of a signal');
+
+# ---- Fetch and Produce with kcat ---------------------------------------------------------------
+$node->safe_psql('postgres', q{
+    SELECT pgtopic.create_topic('kc', 2);
+    SELECT pgtopic.grant_topic('kc', 'kafka_client', 'consume');
+    SELECT pgtopic.grant_topic('kc', 'kafka_client', 'produce');
+    SELECT pgtopic.produce('kc', 'v0'::text, 'k0', '{"h": "x", "trace": "t1"}', 0);
+    SELECT pgtopic.produce('kc', '\x01feff7f'::bytea, NULL, NULL, 0);
+    SELECT pgtopic.produce('kc', 'p1'::text, 'kp', NULL, 1);
+});
+$node->safe_psql('postgres', q{
+    BEGIN; SELECT pgtopic.produce('kc', 'rolled back'::text, partition => 0); ROLLBACK;
+    SELECT pgtopic.produce('kc', 'after the gap'::text, 'k3', NULL, 0);
+});
+sub kcat_consume
+{
+    my @args = @_;
+    my ($out, $err) = run_command([ 'kcat', '-b', $broker, '-C', '-e', '-X', 'check.crcs=true', '-q',
+        '-f', '%p|%o|%k|%s|%h\n', @args ]);
+    return $out;
+}
+is(kcat_consume('-t', 'kc', '-p', '0', '-o', 'beginning'),
+    "0|0|k0|v0|h=x,trace=t1\n0|1||\x01\xfe\xff\x7f|\n0|3|k3|after the gap|",
+    'kcat -C -e -o beginning reads SQL-produced messages byte for byte (CRCs checked), past the rolled-back offset 2');
+is(kcat_consume('-t', 'kc', '-p', '1', '-o', 'beginning'), "1|0|kp|p1|", '... and partition 1');
+is(kcat_consume('-t', 'kc', '-p', '0', '-o', 'end'), '', 'kcat -o end: nothing');
+is(kcat_consume('-t', 'kc', '-p', '0', '-o', '-1'), "0|3|k3|after the gap|", 'kcat -o -1: the last message');
+is(kcat_consume('-t', 'kc', '-p', '0', '-o', '-3'), "0|1||\x01\xfe\xff\x7f|\n0|3|k3|after the gap|",
+    'kcat -o -3: from offset 1 (the gap at 2 skipped)');
+is(kcat_consume('-t', 'orders', '-p', '0', '-o', 'beginning', '-m', '3'), '', 'an empty partition: nothing');
+
+# A producer transaction held open in SQL holds Kafka fetches at the LSO; what committed after
+# it appears once it ends.
+my $tx = $node->background_psql('postgres');
+$tx->query_safe(q{BEGIN; SELECT pgtopic.produce('kc', 'held'::text, partition => 1)});
+$node->safe_psql('postgres', q{SELECT pgtopic.produce('kc', 'behind'::text, partition => 1)});
+is(kcat_consume('-t', 'kc', '-p', '1', '-o', 'beginning'), "1|0|kp|p1|",
+    'an open SQL transaction holds Kafka fetches at the last stable offset');
+$tx->query_safe('COMMIT');
+$tx->quit;
+is(kcat_consume('-t', 'kc', '-p', '1', '-o', 'beginning'), "1|0|kp|p1|\n1|1||held|\n1|2||behind|",
+    '... and once it commits, both come');
+
+# kcat -P: keyed messages with headers, acks=all, to the partition kcat chose.
+my ($pout, $perr) = run_command([ 'bash', '-c',
+    "printf 'ka:va\\nkb:vb\\n:no key\\n' | kcat -b $broker -P -t kc -p 1 -K: -Z -H tr=abc -H z=1 -X acks=all" ]);
+is($node->safe_psql('postgres',
+    q{SELECT string_agg(format('%s|%s|%s|%s', msg_offset, key, convert_from(value, 'UTF8'), headers), E'\n' ORDER BY msg_offset)
+        FROM pgtopic.fetch('kc', 1, 3, 100)}),
+  qq{3|ka|va|{"z": "1", "tr": "abc"}\n4|kb|vb|{"z": "1", "tr": "abc"}\n5||no key|{"z": "1", "tr": "abc"}},
+  'kcat -P: pgtopic.fetch sees the keyed messages and headers at partition 1, offsets 3-5') or diag($perr);
+is(kcat_consume('-t', 'kc', '-p', '1', '-o', '3'),
+    "1|3|ka|va|z=1,tr=abc\n1|4|kb|vb|z=1,tr=abc\n1|5||no key|z=1,tr=abc", '... and kcat -C reads them back');
+
+# Produce errors: a key that is not UTF-8 (keys are text until the storage change) and duplicate
+# header keys are INVALID_RECORD; nothing of such a batch is stored.
+($pout, $perr) = run_command([ 'bash', '-c',
+    "printf 'x\\xff:v\\n' | kcat -b $broker -P -t kc -p 0 -K: -X acks=all -X message.send.max.retries=0" ]);
+like($perr, qr/failed to validate record/i, 'a key that is not UTF-8: INVALID_RECORD') or diag($perr);
+($pout, $perr) = run_command([ 'bash', '-c',
+    "printf 'v\\n' | kcat -b $broker -P -t kc -p 0 -H a=1 -H a=2 -X acks=all -X message.send.max.retries=0" ]);
+like($perr, qr/failed to validate record/i, 'duplicate header keys: INVALID_RECORD') or diag($perr);
+($pout, $perr) = run_command([ 'bash', '-c',
+    "printf 'v\\n' | kcat -b $broker -P -t orders -p 0 -X acks=all -X message.send.max.retries=0" ]);
+like($perr, qr/TOPIC_AUTHORIZATION_FAILED|authorization/i, 'Produce without the produce right: TOPIC_AUTHORIZATION_FAILED')
+  or diag($perr);
+# (librdkafka sends no compressed batch to pgtopic: its API versions do not enable the codecs; the
+# kafka-python test in test/kafka/kafka_clients.py checks UNSUPPORTED_COMPRESSION_TYPE.)
+is($node->safe_psql('postgres', q{SELECT count(*) FROM pgtopic.fetch('kc', 0, 4, 100)}), '0',
+    '... none of them stored anything');
+
+# Long-poll: a Fetch v4 at the end waits max_wait_ms, or until a producer commits.
+sub fetch_v4
+{
+    my ($partition, $offset, $max_wait, $max_bytes) = @_;
+    $max_bytes //= 1048576;
+    return frame(header(1, 4, 77) . pack('N N N N c', 0xffffffff, $max_wait, 1, $max_bytes, 1) . pack('N', 1)
+        . pack('n', 2) . 'kc' . pack('N', 1) . pack('N', $partition) . pack('q>', $offset) . pack('N', $max_bytes));
+}
+# max_bytes: at least one whole batch (of one record) even when it is over max_bytes.
+$s = connect_raw();
+syswrite($s, fetch_v4(0, 0, 0, 10));
+$resp = read_frame($s);
+ok(defined $resp && $resp =~ /v0/ && $resp !~ /after the gap/, 'Fetch with max_bytes 10: one record, whole');
+syswrite($s, fetch_v4(0, 0, 0, 1048576));
+$resp = read_frame($s);
+ok(defined $resp && $resp =~ /v0/ && $resp =~ /after the gap/, '... with 1 MB: all of them');
+close $s;
+my $lso = $node->safe_psql('postgres', q{SELECT last_stable_offset FROM pgtopic.partitions WHERE topic = 'kc' AND "partition" = 0});
+$s = connect_raw();
+my $t_start = time;
+syswrite($s, fetch_v4(0, $lso, 2000));
+$resp = read_frame($s);
+my $waited = time - $t_start;
+ok(defined $resp && $waited >= 1 && $waited <= 5, "a Fetch at the end waits max_wait_ms (2 s; took ${waited} s)");
+$t_start = time;
+syswrite($s, fetch_v4(0, $lso, 8000));
+sleep 1;
+$node->safe_psql('postgres', q{SELECT pgtopic.produce('kc', 'woken'::text, partition => 0)});
+$resp = read_frame($s);
+$waited = time - $t_start;
+ok(defined $resp && $resp =~ /woken/ && $waited <= 4,
+    "a waiting Fetch is answered when a producer commits (took ${waited} s of max_wait_ms 8 s)");
+syswrite($s, frame(header(18, 0, 78)));
+ok(defined read_frame($s), '... and the connection serves the next request');
+close $s;
+# More than 1,000 partitions in one Fetch: closed (each costs SQL run by the event loop).
+closed_after(frame(header(1, 4, 79) . pack('N N N N c', 0xffffffff, 0, 1, 1048576, 1) . pack('N', 1)
+        . pack('n', 2) . 'kc' . pack('N', 1001) . (pack('N', 0) . pack('q>', 0) . pack('N', 1024)) x 1001),
+    'a Fetch of 1,001 partitions closes the connection');
 ok(!$node->log_contains('terminated by signal'), 'no process died of a signal');
 
 # ---- ListOffsets ------------------------------------------------------------------------------
@@ -346,10 +460,42 @@ ok(!defined $refused, 'no Kafka listener on a standby');
 ok(!$standby->log_contains('pgtopic kafka: listening'), '... and none started');
 $standby->promote;
 my ($promoted) = kcat_metadata('-b', "127.0.0.1:$kport_standby");
-is_deeply([ sort map { $_->{topic} } @{ $promoted->{topics} } ], [ 'audit', 'orders' ],
+is_deeply([ sort map { $_->{topic} } @{ $promoted->{topics} } ], [ 'audit', 'kc', 'orders' ],
     'after promotion the listener serves the same topics');
 ok(!$standby->log_contains('terminated by signal'), 'no process on the standby died of a signal');
 $standby->stop;
+
+# ---- synchronous replication: a Produce whose wait for the standby is cut short is not acknowledged
+$node->append_conf('postgresql.conf', "synchronous_standby_names = 'nobody'\n");
+$node->reload;
+sleep 1;
+my ($sync_out, $sync_err) = ('', '');
+# (bash feeds kcat's stdin: IPC::Run would feed it only while we pump)
+my $sync = IPC::Run::start([ 'bash', '-c', "printf 'unreplicated\\n' | kcat -b $broker -P -t kc -p 0 -X acks=all "
+        . "-X message.timeout.ms=4000 -X message.send.max.retries=0" ],
+    '>', \$sync_out, '2>', \$sync_err);
+my $in_syncrep = 0;
+for (1 .. 100)
+{
+    my $w = $node->safe_psql('postgres', q{SELECT coalesce(wait_event, '-') FROM pg_stat_activity
+        WHERE backend_type = 'pgtopic kafka listener'});
+    $in_syncrep = $w eq 'SyncRep';
+    last if $in_syncrep;
+    select(undef, undef, undef, 0.1);
+}
+ok($in_syncrep, 'with synchronous_standby_names set and no standby, a Produce (acks=all) waits for it');
+$node->safe_psql('postgres', q{SELECT pg_cancel_backend(pid) FROM pg_stat_activity
+    WHERE backend_type = 'pgtopic kafka listener'});
+$sync->finish;
+diag($sync_err) unless $in_syncrep;
+ok($node->log_contains('its wait for synchronous replication was cut short') && $sync_err =~ /Disconnected/,
+    'a Produce (acks=all) whose synchronous replication wait was cancelled is not acknowledged (connection closed)')
+  or diag($sync_err);
+$node->append_conf('postgresql.conf', "synchronous_standby_names = ''\n");
+$node->reload;
+sleep 1;
+($md) = kcat_metadata();
+ok(defined $md, '... and the listener goes on serving');
 
 # ---- idle connections are closed after pgtopic.kafka_idle_timeout -----------------------------
 $node->append_conf('postgresql.conf', "pgtopic.kafka_idle_timeout = '1s'\n");
