@@ -142,27 +142,25 @@ void run_sql_impl(const char *sql, int nargs, const char *const *args, bool comm
     MemoryContextSwitchTo(request_context);
 }
 
-SqlResult run_sql(const char *sql, std::initializer_list<const char *> args, bool commit = true)
+// Runs one SQL step (impl fills its result) in its own transaction. An ERROR becomes the
+// result's SQLSTATE and message: its transaction is aborted and the request's memory context is
+// current again (the abort leaves TopMemoryContext current, where the request's next steps would
+// leak). Result is trivially destructible, with `sqlstate` and `message`.
+template <typename Result, typename Impl>
+Result run_step(Impl impl)
 {
-    SqlResult result;
-    const char *argv[max_sql_args];
-    int nargs = 0;
-    for (const char *a : args)
-        if (nargs < max_sql_args)
-            argv[nargs++] = a;
+    Result result;
     ErrorData *error = nullptr;
     MemoryContext request_context = CurrentMemoryContext;
     try {
-        pg_call([&] { run_sql_impl(sql, nargs, argv, commit, &result); });
+        pg_call([&] { impl(&result); });
     } catch (const PgError &e) {
         error = e.data();
     }
     if (error != nullptr) {
-        result = SqlResult();
+        result = Result();
         result.sqlstate = error->sqlerrcode;
         std::snprintf(result.message, sizeof result.message, "%s", error->message ? error->message : "");
-        // The abort leaves TopMemoryContext current: the request's next statements must not
-        // allocate there (they would never be freed).
         pg_call([request_context] {
             disable_timeout(STATEMENT_TIMEOUT, false);
             AbortCurrentTransaction();
@@ -171,6 +169,16 @@ SqlResult run_sql(const char *sql, std::initializer_list<const char *> args, boo
         });
     }
     return result;
+}
+
+SqlResult run_sql(const char *sql, std::initializer_list<const char *> args, bool commit = true)
+{
+    const char *argv[max_sql_args];
+    int nargs = 0;
+    for (const char *a : args)
+        if (nargs < max_sql_args)
+            argv[nargs++] = a;
+    return run_step<SqlResult>([&](SqlResult *out) { run_sql_impl(sql, nargs, argv, commit, out); });
 }
 
 // The Kafka error for a failed statement: rights, unknown topics and timeouts have their own
@@ -582,27 +590,8 @@ void fetch_partition_impl(const char *topic, std::int32_t partition, std::int64_
 
 FetchedPartition fetch_partition(const char *topic, std::int32_t partition, std::int64_t from, int limit)
 {
-    FetchedPartition result;
-    ErrorData *error = nullptr;
-    MemoryContext request_context = CurrentMemoryContext;
-    try {
-        pg_call([&] { fetch_partition_impl(topic, partition, from, limit, &result); });
-    } catch (const PgError &e) {
-        error = e.data();
-    }
-    if (error != nullptr) {
-        result = FetchedPartition();
-        result.sqlstate = error->sqlerrcode;
-        std::snprintf(result.message, sizeof result.message, "%s", error->message ? error->message : "");
-        // The abort leaves TopMemoryContext current: go back to the request's context.
-        pg_call([request_context] {
-            disable_timeout(STATEMENT_TIMEOUT, false);
-            AbortCurrentTransaction();
-            pgstat_report_activity(STATE_IDLE, nullptr);
-            MemoryContextSwitchTo(request_context);
-        });
-    }
-    return result;
+    return run_step<FetchedPartition>(
+        [&](FetchedPartition *out) { fetch_partition_impl(topic, partition, from, limit, out); });
 }
 
 // Bytes a record takes in a batch, roughly (for the max_bytes budgets).
