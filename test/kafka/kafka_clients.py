@@ -282,6 +282,26 @@ def produce_and_fetch(broker, dsn, log_path):
     bad.close()
     kp.close()
 
+    # Keyed messages without a partition: kafka-python's default partitioner and librdkafka's
+    # murmur2_random (its default is consistent_random, CRC-32) pick the partition
+    # pgtopic.produce would (Kafka's murmur2), for every key.
+    # (text keys only: a key that is not UTF-8 is refused until the storage change)
+    keys = [b'key-%d' % i for i in range(40)] + [b'alice', b'bob', 'ключ-€'.encode()]
+    cur.execute("SELECT pgtopic.create_topic('keyed', 7)")
+    kpk = KafkaProducer(bootstrap_servers=broker, acks='all', api_version_auto_timeout_ms=5000)
+    kp_parts = [kpk.send('keyed', value=b'v', key=k).get(timeout=10).partition for k in keys]
+    kpk.close()
+    rk_parts = []
+    rk = Producer({'bootstrap.servers': broker, 'acks': 'all', 'partitioner': 'murmur2_random'})
+    for k in keys:
+        rk.produce('keyed', value=b'v', key=k, on_delivery=lambda err, m: rk_parts.append(m.partition()))
+        rk.flush(10)
+    cur.execute("SELECT pgtopic.murmur2(k) & 2147483647 FROM unnest(%s::bytea[]) AS k",
+                ([psycopg2.Binary(k) for k in keys],))
+    sql_parts = [h % 7 for (h,) in cur.fetchall()]
+    check('partitioner: kafka-python (default) and librdkafka (murmur2_random) choose pgtopic\'s partitions '
+          'for %d keys' % len(keys), kp_parts == sql_parts and rk_parts == sql_parts, (kp_parts, rk_parts, sql_parts))
+
     ck = Producer({'bootstrap.servers': broker, 'acks': 'all', 'linger.ms': 20, 'batch.num.messages': 1000})
     delivered = []
 
