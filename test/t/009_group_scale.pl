@@ -102,5 +102,23 @@ is($joiner->query_safe('SELECT 1'), '1', "and the joiner's session too");
 
 $_->quit for @sessions;
 $joiner->quit;
+
+# many topics with a group each (the issue's 100 topics x 100 partitions with PGTOPIC_SCALE_FULL=1;
+# 10 in CI): one session is a member of every one of them, each partition owned once
+my $topics = $full ? 100 : 10;
+$node->poll_query_until('postgres', q{SELECT count(*) = 0 FROM pgtopic._members()})
+  or die 'the members of the first part did not go';
+$t0 = time;
+$node->safe_psql('postgres', "SELECT pgtopic.create_topic('t$_', 100)") for 1 .. $topics;
+note sprintf('%d topics of 100 partitions made in %.1f s', $topics, time - $t0);
+my $member = $node->background_psql('postgres');
+$t0 = time;
+$member->query_safe("SELECT count(*) FROM pgtopic.consume('t$_', 'g', 1)") for 1 .. $topics;
+note sprintf('one session joined %d groups in %.1f s', $topics, time - $t0);
+is($node->safe_psql('postgres', q{SELECT count(*) || ' ' || sum(cardinality(partitions)) FROM pgtopic._members()}),
+   "$topics " . ($topics * 100), "$topics topics x 100 partitions with a group each: every partition owned");
+is($node->safe_psql('postgres', q{SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 29698}),
+   $topics, 'one anchor lock per membership');
+$member->quit;
 $node->stop;
 done_testing();
