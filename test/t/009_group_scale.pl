@@ -25,6 +25,7 @@ shared_preload_libraries = 'pgtopic'
 max_connections = 200
 pgtopic.maintenance_worker = off
 pgtopic.max_group_partitions = $assignments
+pgtopic.shared_partitions = 16384
 });
 $node->start;
 my $t0 = time;
@@ -104,7 +105,8 @@ $_->quit for @sessions;
 $joiner->quit;
 
 # many topics with a group each (the issue's 100 topics x 100 partitions with PGTOPIC_SCALE_FULL=1;
-# 10 in CI), joined by sessions of up to 50 memberships each (a session may be a member of at most
+# 10 in CI; 11,000 partitions in all need pgtopic.shared_partitions above its default 8192), joined
+# by sessions of up to 50 memberships each (a session may be a member of at most
 # 64 groups): each partition owned once
 my $topics = $full ? 100 : 10;
 $node->poll_query_until('postgres', q{SELECT count(*) = 0 FROM pgtopic._members()})
