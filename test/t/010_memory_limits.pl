@@ -62,5 +62,25 @@ is($node->safe_psql('postgres', q{
     SELECT min(msg_offset) FROM pgtopic.consume('big', 'g', 2000);
 }), $poll{1}{rows}, 'the next poll of the group starts after the last message returned');
 
+# produce_batch: a batch is bounded by max_batch_bytes (messages, keys and headers together), and
+# the producer's backend grows by a small multiple of the batch, not more
+my $batch_bytes = 16 * 1024 * 1024;
+$out = $node->safe_psql('postgres', qq{
+    SET pgtopic.max_batch_bytes = $batch_bytes;
+    CREATE TEMP TABLE before AS SELECT $hwm AS hwm;
+    SELECT pgtopic.produce_batch('big', array_agg(convert_to(repeat(md5(i::text), 28000), 'UTF8')),
+                                 array_agg('k' || i)) FROM generate_series(1, 16) AS i;
+    SELECT $hwm - hwm FROM before;
+});
+my ($produced, $grown) = split /\n/, $out;
+is($produced, '16', 'produce_batch of 16 messages of 896 kB (14 MB) under max_batch_bytes 16 MB');
+note sprintf('produce_batch of 14 MB: peak RSS +%.1f MB', $grown / 1048576);
+cmp_ok($grown, '<=', 5 * $batch_bytes, "the producer's peak RSS grows by at most 5 x max_batch_bytes (" . int($grown / 1048576) . ' MB)');
+my ($rc, $stdout, $stderr) = $node->psql('postgres', qq{
+    SET pgtopic.max_batch_bytes = $batch_bytes;
+    SELECT pgtopic.produce_batch('big', array_agg(convert_to(repeat(md5(i::text), 28000), 'UTF8'))) FROM generate_series(1, 20) AS i;
+});
+like($stderr, qr/arrays of \d+ bytes exceed pgtopic.max_batch_bytes/, 'a batch of 18 MB is refused before it is read');
+
 $node->stop;
 done_testing();
