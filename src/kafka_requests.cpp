@@ -93,20 +93,46 @@ struct SqlResult {
     const char *value(int row, int col) const { return values[row * cols + col]; }
 };
 
-void run_sql_impl(const char *sql, int nargs, const char *const *args, bool commit, SqlResult *out)
+// A SQL step's transaction: begin_step starts it (SPI connected), end_step commits or rolls it back.
+// A request never holds the loop behind a lock for long, nor runs long (offset_for_time scans a
+// partition): 55P03 and 57014 become REQUEST_TIMED_OUT, which clients retry. A statement_timeout
+// setting is armed only by a client backend's own query loop: the worker arms the timer itself
+// (disarmed by end_step, or by run_step's error path).
+void begin_step(const char *activity)
 {
-    MemoryContext request_context = CurrentMemoryContext;
     SetCurrentStatementStartTimestamp();
     StartTransactionCommand();
     PushActiveSnapshot(GetTransactionSnapshot());
-    pgstat_report_activity(STATE_RUNNING, sql);
+    pgstat_report_activity(STATE_RUNNING, activity);
     SPI_connect();
-    // A request never holds the loop behind a lock for long, nor runs long (offset_for_time
-    // scans a partition): 55P03 and 57014 become REQUEST_TIMED_OUT, which clients retry. A
-    // statement_timeout setting is armed only by a client backend's own query loop: the worker
-    // arms the timer itself (disarmed after the statement, or by the error path in run_sql).
     (void) SPI_execute("SET LOCAL lock_timeout = '200ms'", false, 0);
     enable_timeout_after(STATEMENT_TIMEOUT, statement_timeout_ms);
+}
+
+void end_step(bool commit, MemoryContext request_context)
+{
+    disable_timeout(STATEMENT_TIMEOUT, false);
+    SPI_finish();
+    PopActiveSnapshot();
+    if (commit)
+        CommitTransactionCommand();
+    else
+        AbortCurrentTransaction();  // CreateTopics validate_only
+    pgstat_report_activity(STATE_IDLE, nullptr);
+    MemoryContextSwitchTo(request_context);
+}
+
+void execute_step(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls)
+{
+    int rc = SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0);
+    if (rc < 0)
+        elog(ERROR, "pgtopic kafka: SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
+}
+
+void run_sql_impl(const char *sql, int nargs, const char *const *args, bool commit, SqlResult *out)
+{
+    MemoryContext request_context = CurrentMemoryContext;
+    begin_step(sql);
     Oid types[max_sql_args];
     Datum values[max_sql_args];
     char nulls[max_sql_args];
@@ -115,10 +141,7 @@ void run_sql_impl(const char *sql, int nargs, const char *const *args, bool comm
         values[i] = args[i] ? CStringGetTextDatum(args[i]) : (Datum) 0;
         nulls[i] = args[i] ? ' ' : 'n';
     }
-    int rc = SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0);
-    disable_timeout(STATEMENT_TIMEOUT, false);
-    if (rc < 0)
-        elog(ERROR, "pgtopic kafka: SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
+    execute_step(sql, nargs, types, values, nulls);
     if (SPI_tuptable != nullptr && SPI_processed > 0) {
         int cols = SPI_tuptable->tupdesc->natts;
         char **cells =
@@ -132,14 +155,7 @@ void run_sql_impl(const char *sql, int nargs, const char *const *args, bool comm
         out->rows = static_cast<int>(SPI_processed);
         out->cols = cols;
     }
-    SPI_finish();
-    PopActiveSnapshot();
-    if (commit)
-        CommitTransactionCommand();
-    else
-        AbortCurrentTransaction();  // CreateTopics validate_only
-    pgstat_report_activity(STATE_IDLE, nullptr);
-    MemoryContextSwitchTo(request_context);
+    end_step(commit, request_context);
 }
 
 // Runs one SQL step (impl fills its result) in its own transaction. An ERROR becomes the
@@ -507,20 +523,10 @@ void fetch_partition_impl(const char *topic, std::int32_t partition, std::int64_
                           FetchedPartition *out)
 {
     MemoryContext cx = CurrentMemoryContext;
-    SetCurrentStatementStartTimestamp();
-    StartTransactionCommand();
-    PushActiveSnapshot(GetTransactionSnapshot());
-    pgstat_report_activity(STATE_RUNNING, fetch_rows_sql);
-    SPI_connect();
-    (void) SPI_execute("SET LOCAL lock_timeout = '200ms'", false, 0);
-    // A statement_timeout setting is armed only by a client backend's query loop: the worker
-    // arms the timer itself for the whole read (disarmed below, or by fetch_partition's error path).
-    enable_timeout_after(STATEMENT_TIMEOUT, statement_timeout_ms);
+    begin_step(fetch_rows_sql);  // the timeout covers the whole read
     Oid types[4] = {TEXTOID, INT4OID, INT8OID, INT4OID};
     Datum args[4] = {CStringGetTextDatum(topic), Int32GetDatum(partition), Int64GetDatum(from), Int32GetDatum(limit)};
-    int rc = SPI_execute_with_args(fetch_bounds_sql, 2, types, args, nullptr, false, 0);
-    if (rc < 0)
-        elog(ERROR, "pgtopic kafka: SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
+    execute_step(fetch_bounds_sql, 2, types, args, nullptr);
     if (SPI_processed == 1) {
         bool null1, null2;
         Datum start = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &null1);
@@ -532,9 +538,7 @@ void fetch_partition_impl(const char *topic, std::int32_t partition, std::int64_
         }
     }
     if (out->found && from >= out->log_start && from < out->lso) {
-        rc = SPI_execute_with_args(fetch_rows_sql, 4, types, args, nullptr, false, 0);
-        if (rc < 0)
-            elog(ERROR, "pgtopic kafka: SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
+        execute_step(fetch_rows_sql, 4, types, args, nullptr);
         int n = static_cast<int>(SPI_processed);
         out->row = static_cast<FetchedRow *>(MemoryContextAllocZero(cx, sizeof(FetchedRow) * (n + 1)));
         for (int i = 0; i < n; i++) {
@@ -572,20 +576,13 @@ void fetch_partition_impl(const char *topic, std::int32_t partition, std::int64_
         if (out->rows > 0 && next < out->lso) {
             // Anything committed below the LSO is visible to this later snapshot.
             args[2] = Int64GetDatum(next);
-            rc = SPI_execute_with_args(fetch_probe_sql, 3, types, args, nullptr, false, 0);
-            if (rc < 0)
-                elog(ERROR, "pgtopic kafka: SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
+            execute_step(fetch_probe_sql, 3, types, args, nullptr);
             out->more_below_lso = SPI_processed > 0;
         } else {
             out->more_below_lso = next < out->lso;
         }
     }
-    disable_timeout(STATEMENT_TIMEOUT, false);
-    SPI_finish();
-    PopActiveSnapshot();
-    CommitTransactionCommand();
-    pgstat_report_activity(STATE_IDLE, nullptr);
-    MemoryContextSwitchTo(cx);
+    end_step(true, cx);
 }
 
 FetchedPartition fetch_partition(const char *topic, std::int32_t partition, std::int64_t from, int limit)
