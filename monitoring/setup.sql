@@ -65,20 +65,27 @@ $$;
 
 -- The maintenance worker (retention, segments ahead of need, NOTIFY): whether it runs, whether it
 -- is inside a pass (it reports 'active' for a pass and 'idle' after one; a pass that fails stays
--- 'active' until the next one starts), for how long, and the pass interval. The extension keeps
--- no counters of passes, failures or dropped segments: failures are in the server log, retention
--- shows as log_start_offset moving up.
-CREATE OR REPLACE FUNCTION pgtopic_metrics.worker()
+-- 'active' until the next one starts), for how long, the pass interval, and its counters since
+-- the server started (pgtopic.maintenance_status(): passes over every topic, steps that failed,
+-- segments it created and dropped, notifications; the error text is not exported).
+DROP FUNCTION IF EXISTS pgtopic_metrics.worker();  -- its columns grew in 0.3.0
+CREATE FUNCTION pgtopic_metrics.worker()
 RETURNS TABLE (running integer, active integer, state_seconds double precision,
-               maintenance_interval_seconds double precision, in_recovery integer)
+               maintenance_interval_seconds double precision, in_recovery integer,
+               passes_total bigint, failures_total bigint, seconds_since_last_pass double precision,
+               segments_created_total bigint, segments_dropped_total bigint, notifications_total bigint)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     SELECT count(a.pid)::integer,
            count(a.pid) FILTER (WHERE a.state = 'active')::integer,
            coalesce(extract(epoch FROM clock_timestamp() - min(a.state_change)), 0)::double precision,
            extract(epoch FROM current_setting('pgtopic.maintenance_interval')::interval)::double precision,
-           pg_is_in_recovery()::integer
+           pg_is_in_recovery()::integer,
+           max(s.passes), max(s.failures),
+           coalesce(extract(epoch FROM clock_timestamp() - max(coalesce(s.last_pass_at, s.started_at))), -1)::double precision,
+           max(s.segments_created), max(s.segments_dropped), max(s.notifications)
       FROM (SELECT 1) one
       LEFT JOIN pg_stat_activity a ON a.backend_type = 'pgtopic maintenance'
+      CROSS JOIN pgtopic.maintenance_status() s
 $$;
 
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA pgtopic_metrics FROM PUBLIC;

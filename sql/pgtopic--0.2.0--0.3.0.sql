@@ -507,3 +507,16 @@ REVOKE ALL ON FUNCTION pgtopic.fetch(text, integer, bigint, integer, integer),
 GRANT EXECUTE ON FUNCTION pgtopic.fetch(text, integer, bigint, integer, integer),
     pgtopic.fetch_text(text, integer, bigint, integer, integer), pgtopic.fetch_json(text, integer, bigint, integer, integer)
    TO pgtopic_admin, pgtopic_consumer;
+
+-- The maintenance worker's counters (src/maintenance.cpp).
+-- The maintenance worker: its pid (NULL when it is not running) and what it did since the server
+-- started (passes over every topic, steps that failed with the last error, segments created and
+-- dropped, notifications sent). last_error may name any topic: for pgtopic_admin only.
+CREATE FUNCTION pgtopic.maintenance_status()
+    RETURNS TABLE (pid integer, started_at timestamptz, passes bigint, failures bigint,
+                   last_pass_at timestamptz, last_failure_at timestamptz, last_error text,
+                   segments_created bigint, segments_dropped bigint, notifications bigint)
+    AS 'MODULE_PATHNAME', 'pgtopic_maintenance_status' LANGUAGE C VOLATILE PARALLEL SAFE;
+
+REVOKE ALL ON FUNCTION pgtopic.maintenance_status() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pgtopic.maintenance_status() TO pgtopic_admin;

@@ -710,6 +710,15 @@ BEGIN
     PERFORM pgtopic._log_stable_offsets();
 END $$;
 
+-- The maintenance worker: its pid (NULL when it is not running) and what it did since the server
+-- started (passes over every topic, steps that failed with the last error, segments created and
+-- dropped, notifications sent). last_error may name any topic: for pgtopic_admin only.
+CREATE FUNCTION pgtopic.maintenance_status()
+    RETURNS TABLE (pid integer, started_at timestamptz, passes bigint, failures bigint,
+                   last_pass_at timestamptz, last_failure_at timestamptz, last_error text,
+                   segments_created bigint, segments_dropped bigint, notifications bigint)
+    AS 'MODULE_PATHNAME', 'pgtopic_maintenance_status' LANGUAGE C VOLATILE PARALLEL SAFE;
+
 ------------------------------------------------------------------------------
 -- Privileges: nothing for PUBLIC; the extension's roles get their functions and the views.
 -- Rights on individual topics are checked inside the functions (catalog_grants).
@@ -747,6 +756,8 @@ GRANT EXECUTE ON FUNCTION
     pgtopic.offset_for_time(text, integer, timestamptz),
     pgtopic._seek_each(text, text, integer, text, timestamptz)
    TO pgtopic_admin, pgtopic_consumer;
+
+GRANT EXECUTE ON FUNCTION pgtopic.maintenance_status() TO pgtopic_admin;
 
 -- alter/drop/grant/revoke check the admin right on the topic itself (pgtopic_admin or a per-topic grant)
 GRANT EXECUTE ON FUNCTION

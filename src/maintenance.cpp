@@ -40,6 +40,34 @@ constexpr int STABLE_LOG_MS = 200;
 
 MemoryContext pass_memory = nullptr;  // the current pass's context (reset every pass)
 
+// What the worker did since the server started (pgtopic.maintenance_status(), the metrics).
+// Written only by the worker, read by anyone, under the spinlock.
+constexpr int LAST_ERROR_MAX = 256;
+struct MaintenanceStats {
+    slock_t mutex;
+    int32 pid;  // the running worker, 0 when none
+    TimestampTz started_at;
+    int64 passes;    // maintenance passes over every topic completed
+    int64 failures;  // steps (a topic's maintenance, a segment request, a notification round,
+                     // logging the stable offsets) that ended with an ERROR
+    TimestampTz last_pass_at;
+    TimestampTz last_failure_at;
+    char last_error[LAST_ERROR_MAX];
+    int64 segments_created;  // ahead of need, and on producers' requests
+    int64 segments_dropped;  // by retention
+    int64 notifications;     // NOTIFY pgtopic payloads sent
+};
+
+MaintenanceStats *stats = nullptr;
+
+template <typename F>
+void update_stats(F change)
+{
+    SpinLockAcquire(&stats->mutex);
+    change(*stats);
+    SpinLockRelease(&stats->mutex);
+}
+
 bool extension_present()
 {
     return OidIsValid(get_extension_oid("pgtopic", true));
@@ -74,6 +102,7 @@ void send_notifications()
     StartTransactionCommand();
     PushActiveSnapshot(GetTransactionSnapshot());
     Oid data_ns = extension_present() ? data_namespace(true) : InvalidOid;
+    int64 sent = 0;
     if (OidIsValid(data_ns)) {
         Datum *ids = static_cast<Datum *>(palloc(sizeof(Datum) * n));
         int n_ids = 0;
@@ -99,17 +128,20 @@ void send_notifications()
                 for (uint64 i = 0; i < SPI_processed; i++) {
                     char *topic = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
                     Async_Notify("pgtopic", topic);
+                    sent++;
                 }
             SPI_finish();
         }
     }
     PopActiveSnapshot();
     CommitTransactionCommand();
+    update_stats([sent](MaintenanceStats &st) { st.notifications += sent; });
 }
 
 // Runs `sql` with one int4 argument in the current transaction, with a lock timeout: never
-// queue behind a long reader or producer (try again next pass).
-void run_with_timeout(const char *timeout, const char *sql, int32 arg)
+// queue behind a long reader or producer (try again next pass). The first row's bigint columns
+// go into out[0..n_out) (0 when there is no row or a column is NULL).
+void run_with_timeout(const char *timeout, const char *sql, int32 arg, int64 *out, int n_out)
 {
     SPI_connect();
     char set[64];
@@ -117,7 +149,16 @@ void run_with_timeout(const char *timeout, const char *sql, int32 arg)
     (void) SPI_execute(set, false, 0);
     Oid argtypes[1] = {INT4OID};
     Datum values[1] = {Int32GetDatum(arg)};
-    (void) SPI_execute_with_args(sql, 1, argtypes, values, nullptr, false, 0);
+    int rc = SPI_execute_with_args(sql, 1, argtypes, values, nullptr, false, 0);
+    for (int i = 0; i < n_out; i++) {
+        out[i] = 0;
+        bool isnull = true;
+        if (rc == SPI_OK_SELECT && SPI_processed > 0 && i < SPI_tuptable->tupdesc->natts) {
+            Datum d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, i + 1, &isnull);
+            if (!isnull)
+                out[i] = DatumGetInt64(d);
+        }
+    }
     SPI_finish();
 }
 
@@ -164,10 +205,18 @@ void maintain_current_topic()
     StartTransactionCommand();
     PushActiveSnapshot(GetTransactionSnapshot());
     pgstat_report_activity(STATE_RUNNING, "pgtopic: maintenance");
+    int64 done[2] = {0, 0};  // segments created, dropped
     if (extension_present())
-        run_with_timeout("1s", "SELECT count(*) FROM pgtopic._maintain_topic($1)", current_topic);
+        run_with_timeout("1s",
+                         "SELECT count(*) FILTER (WHERE action = 'create segment'), "
+                         "count(*) FILTER (WHERE action = 'drop segment') FROM pgtopic._maintain_topic($1)",
+                         current_topic, done, 2);
     PopActiveSnapshot();
     CommitTransactionCommand();
+    update_stats([&done](MaintenanceStats &st) {
+        st.segments_created += done[0];
+        st.segments_dropped += done[1];
+    });
     pgstat_report_activity(STATE_IDLE, nullptr);
 }
 
@@ -183,6 +232,7 @@ void create_requested()
     // Never queue behind a DDL or a long lock holder: the producer creates the segment itself.
     (void) set_config_option("lock_timeout", "200ms", PGC_SUSET, PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
     // The topic's root first, in the order drop_topic locks (see segment_worker).
+    int64 created = 0;
     if (extension_present() && OidIsValid(lock_topic_root(current_request.topic_id, AccessShareLock))) {
         Topic topic{};
         topic.id = current_request.topic_id;
@@ -196,10 +246,12 @@ void create_requested()
                                          false, 0);
             internal_end(scope);
             CommandCounterIncrement();
+            created++;
         }
     }
     PopActiveSnapshot();
     CommitTransactionCommand();
+    update_stats([created](MaintenanceStats &st) { st.segments_created += created; });
     pgstat_report_activity(STATE_IDLE, nullptr);
 }
 
@@ -223,10 +275,17 @@ bool guarded_pass(void (*pass)(), MemoryContext pass_context)
     PG_CATCH();
     {
         MemoryContextSwitchTo(pass_context);
+        ErrorData *edata = CopyErrorData();
         EmitErrorReport();
         FlushErrorState();
         AbortCurrentTransaction();
         ok = false;
+        TimestampTz now = GetCurrentTimestamp();
+        update_stats([edata, now](MaintenanceStats &st) {
+            st.failures++;
+            st.last_failure_at = now;
+            strlcpy(st.last_error, edata->message != nullptr ? edata->message : "", sizeof st.last_error);
+        });
     }
     PG_END_TRY();
     return ok;
@@ -264,11 +323,17 @@ void run_maintenance(MemoryContext pass_context)
 void list_topics_pass()
 {
     run_maintenance(pass_memory);
+    TimestampTz now = GetCurrentTimestamp();
+    update_stats([now](MaintenanceStats &st) {
+        st.passes++;
+        st.last_pass_at = now;
+    });
 }
 
 void forget_maintenance_database(int, Datum)
 {
     set_maintenance_database(InvalidOid);
+    update_stats([](MaintenanceStats &st) { st.pid = 0; });
 }
 
 void maintenance_main(void *)
@@ -285,6 +350,11 @@ void maintenance_main(void *)
     SetConfigOption("lock_timeout", "1s", PGC_SUSET, PGC_S_SESSION);
     set_maintenance_latch(MyLatch);
     set_maintenance_database(MyDatabaseId);
+    TimestampTz started = GetCurrentTimestamp();
+    update_stats([started](MaintenanceStats &st) {
+        st.pid = MyProcPid;
+        st.started_at = started;
+    });
     before_shmem_exit(forget_maintenance_database, Datum(0));
 
     MemoryContext pass_context =
@@ -326,6 +396,21 @@ void maintenance_main(void *)
 
 }  // namespace
 
+void maintenance_shmem_request()
+{
+    RequestAddinShmemSpace(MAXALIGN(sizeof(MaintenanceStats)));
+}
+
+void maintenance_shmem_startup()
+{
+    bool found = false;
+    stats = static_cast<MaintenanceStats *>(ShmemInitStruct("pgtopic maintenance stats", sizeof(MaintenanceStats), &found));
+    if (!found) {
+        memset(stats, 0, sizeof(MaintenanceStats));
+        SpinLockInit(&stats->mutex);
+    }
+}
+
 void register_maintenance_worker()
 {
     if (!maintenance_worker_enabled)
@@ -347,4 +432,31 @@ void register_maintenance_worker()
 void pgtopic_maintenance_main(Datum)
 {
     pgtopic::guarded_void(pgtopic::maintenance_main, nullptr);
+}
+
+// One row: the maintenance worker's pid (NULL when it is not running) and what it did since the
+// server started. last_error may name a topic: EXECUTE is granted to pgtopic_admin only.
+PGTOPIC_FUNCTION(pgtopic_maintenance_status)
+{
+    using namespace pgtopic;
+    MaintenanceStats st;
+    SpinLockAcquire(&stats->mutex);
+    st = *stats;
+    SpinLockRelease(&stats->mutex);
+    Datum values[10] = {Int32GetDatum(st.pid),
+                        TimestampTzGetDatum(st.started_at),
+                        Int64GetDatum(st.passes),
+                        Int64GetDatum(st.failures),
+                        TimestampTzGetDatum(st.last_pass_at),
+                        TimestampTzGetDatum(st.last_failure_at),
+                        PointerGetDatum(cstring_to_text(st.last_error)),
+                        Int64GetDatum(st.segments_created),
+                        Int64GetDatum(st.segments_dropped),
+                        Int64GetDatum(st.notifications)};
+    bool nulls[10] = {st.pid == 0, st.started_at == 0, false, false, st.last_pass_at == 0,
+                      st.last_failure_at == 0, st.last_error[0] == '\0', false, false, false};
+    begin_materialized_result(fcinfo);
+    auto *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
+    tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+    return Datum(0);
 }

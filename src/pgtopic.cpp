@@ -150,6 +150,7 @@ void shmem_request()
         prev_shmem_request_hook();
     offsets_shmem_request();
     members_shmem_request();
+    maintenance_shmem_request();
 }
 
 void shmem_startup()
@@ -159,6 +160,7 @@ void shmem_startup()
     LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
     offsets_shmem_startup();
     members_shmem_startup();
+    maintenance_shmem_startup();
     LWLockRelease(AddinShmemInitLock);
 }
 

@@ -215,6 +215,9 @@ extern int maintenance_interval_ms;     // pgtopic.maintenance_interval
 extern int notify_interval_ms;          // pgtopic.notify_interval
 extern bool maintenance_worker_enabled; // pgtopic.maintenance_worker
 void register_maintenance_worker();
+// The worker's counters in shared memory (pgtopic.maintenance_status()): since the server started.
+void maintenance_shmem_request();
+void maintenance_shmem_startup();
 
 // ---- produce (produce.cpp) -------------------------------------------------------------
 // Kafka's default partitioner for a text key (hashed as UTF-8).

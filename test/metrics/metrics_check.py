@@ -244,6 +244,14 @@ def main():
         check('maintenance worker running, interval 1 s, not in recovery',
               value(s, 'pgtopic_worker_running') == 1 and value(s, 'pgtopic_worker_maintenance_interval_seconds') == 1
               and value(s, 'pgtopic_worker_in_recovery') == 0)
+        check('worker counters: passes done, none failed, last pass recent, segments created',
+              (value(s, 'pgtopic_worker_passes_total') or 0) >= 1 and value(s, 'pgtopic_worker_failures_total') == 0
+              and 0 <= (value(s, 'pgtopic_worker_seconds_since_last_pass') or -1) < 10
+              and (value(s, 'pgtopic_worker_segments_created_total') or 0) > 0
+              and value(s, 'pgtopic_worker_segments_dropped_total') is not None
+              and value(s, 'pgtopic_worker_notifications_total') is not None,
+              [value(s, 'pgtopic_worker_' + n) for n in ('passes_total', 'failures_total', 'seconds_since_last_pass',
+                                                         'segments_created_total', 'segments_dropped_total')])
 
         clicks = [sum(v for (n, ls), v in x.items() if n == 'pgtopic_partition_high_watermark'
                       and ('topic', 'clicks') in ls) for x in (first, second or {})]
@@ -254,7 +262,7 @@ def main():
         for line in text.splitlines():
             if re.match(r'pgtopic_(consumer_lag\{group_name="billing"|partition_(high_watermark|last_stable_offset|'
                         r'lso_oldest_holder_seconds|log_start_offset)\{partition="0",server="[^"]*",topic="(orders|events)"|'
-                        r'topic_segments|group_members|worker_running)', line):
+                        r'topic_segments|group_members|worker_(running|passes_total|failures_total|segments_dropped_total))', line):
                 print('  ' + line)
         holder.rollback()
         holder.close()

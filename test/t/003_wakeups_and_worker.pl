@@ -216,6 +216,19 @@ ok($node->poll_query_until('postgres',
         q{SELECT log_start_offset = 20 FROM pgtopic.partitions WHERE topic = 'locked'}),
     'and to the locked topic once its lock is free');
 
+# the worker's counters (pgtopic.maintenance_status): the locked topic's maintenance failed on its
+# lock timeout, the drops above are counted, the pid is the running worker's
+my $status = $node->safe_psql('postgres', q{
+    SELECT s.pid = a.pid, s.passes > 0, s.failures >= 1, s.last_error, s.last_failure_at > s.started_at,
+           s.segments_dropped >= 7, s.segments_created >= 3, s.last_pass_at > s.started_at
+      FROM pgtopic.maintenance_status() s, pg_stat_activity a WHERE a.backend_type = 'pgtopic maintenance'});
+is($status, 't|t|t|canceling statement due to lock timeout|t|t|t|t',
+   'maintenance_status: worker pid, passes, the failed step with its error, segments dropped and created');
+$node->safe_psql('postgres', q{CREATE ROLE not_admin LOGIN IN ROLE pgtopic_consumer, pgtopic_producer});
+my ($rc, $out, $err) = $node->psql('postgres', 'SELECT * FROM pgtopic.maintenance_status()',
+    extra_params => ['-U', 'not_admin']);
+like($err, qr/permission denied for function maintenance_status/, 'maintenance_status is for pgtopic_admin only');
+
 # max poll interval: a member that owns partitions and stops polling is fenced, not terminated,
 # once another member needs its partitions: they go to the member that polls, the idle session
 # lives on, and its next commit is rejected.
