@@ -520,3 +520,38 @@ CREATE FUNCTION pgtopic.maintenance_status()
 
 REVOKE ALL ON FUNCTION pgtopic.maintenance_status() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION pgtopic.maintenance_status() TO pgtopic_admin;
+
+-- The helpers the views call leave the schema users browse: nobody has USAGE on pgtopic_internal,
+-- so they are reached only through the views (src/sizes.cpp, group_coordinator.cpp, offsets.cpp).
+CREATE SCHEMA pgtopic_internal;
+COMMENT ON SCHEMA pgtopic_internal IS 'pgtopic internal helpers of the views; not for direct use';
+REVOKE ALL ON SCHEMA pgtopic_internal FROM PUBLIC;
+ALTER FUNCTION pgtopic._members() SET SCHEMA pgtopic_internal;
+ALTER FUNCTION pgtopic._inflight() SET SCHEMA pgtopic_internal;
+ALTER FUNCTION pgtopic._storage_bytes(text, integer) SET SCHEMA pgtopic_internal;
+
+-- seek on a group that does not exist is an error unless create_group (it used to create the
+-- group silently); seek_to_* are C functions (no granted internal helper).
+DROP FUNCTION pgtopic.seek_to_beginning(text, text, integer);
+DROP FUNCTION pgtopic.seek_to_end(text, text, integer);
+DROP FUNCTION pgtopic.seek_to_time(text, text, timestamptz, integer);
+DROP FUNCTION pgtopic._seek_each(text, text, integer, text, timestamptz);
+DROP FUNCTION pgtopic.seek(text, text, integer, bigint, text);
+CREATE FUNCTION pgtopic.seek(topic text, group_name text, "partition" integer, to_offset bigint,
+                             member_id text DEFAULT NULL, create_group boolean DEFAULT false) RETURNS void
+    AS 'MODULE_PATHNAME', 'pgtopic_seek' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+CREATE FUNCTION pgtopic.seek_to_beginning(topic text, group_name text, "partition" integer DEFAULT NULL,
+                                          create_group boolean DEFAULT false) RETURNS void
+    AS 'MODULE_PATHNAME', 'pgtopic_seek_to_beginning' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+CREATE FUNCTION pgtopic.seek_to_end(topic text, group_name text, "partition" integer DEFAULT NULL,
+                                    create_group boolean DEFAULT false) RETURNS void
+    AS 'MODULE_PATHNAME', 'pgtopic_seek_to_end' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+CREATE FUNCTION pgtopic.seek_to_time(topic text, group_name text, ts timestamptz, "partition" integer DEFAULT NULL,
+                                     create_group boolean DEFAULT false) RETURNS void
+    AS 'MODULE_PATHNAME', 'pgtopic_seek_to_time' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+REVOKE ALL ON FUNCTION pgtopic.seek(text, text, integer, bigint, text, boolean),
+    pgtopic.seek_to_beginning(text, text, integer, boolean), pgtopic.seek_to_end(text, text, integer, boolean),
+    pgtopic.seek_to_time(text, text, timestamptz, integer, boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pgtopic.seek(text, text, integer, bigint, text, boolean),
+    pgtopic.seek_to_beginning(text, text, integer, boolean), pgtopic.seek_to_end(text, text, integer, boolean),
+    pgtopic.seek_to_time(text, text, timestamptz, integer, boolean) TO pgtopic_admin, pgtopic_consumer;

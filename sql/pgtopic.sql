@@ -7,6 +7,12 @@
 -- Storage of every topic's messages. Table names here are derived from topic ids,
 -- never from user text: topic_<id>, topic_<id>_p<partition>, topic_<id>_p<partition>_s<segment>.
 CREATE SCHEMA pgtopic_data;
+-- Helpers the views call (group members, open producer transactions, storage sizes): outside the
+-- schema users browse, and nobody has USAGE on it, so they can be reached only through the views.
+-- (PostgreSQL checks EXECUTE on a function a view calls as the view's user: the extension's roles
+-- keep EXECUTE, and _storage_bytes answers only for topics the caller has a right on.)
+CREATE SCHEMA pgtopic_internal;
+COMMENT ON SCHEMA pgtopic_internal IS 'pgtopic internal helpers of the views; not for direct use';
 COMMENT ON SCHEMA pgtopic_data IS 'pgtopic message storage (one partitioned table per topic); read it with pgtopic.fetch / pgtopic.consume';
 
 ------------------------------------------------------------------------------
@@ -243,7 +249,7 @@ CREATE FUNCTION pgtopic.leave(topic text, group_name text, member_id text DEFAUL
     AS 'MODULE_PATHNAME', 'pgtopic_leave' LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 CREATE FUNCTION pgtopic.seek(topic text, group_name text, "partition" integer, to_offset bigint,
-                             member_id text DEFAULT NULL) RETURNS void
+                             member_id text DEFAULT NULL, create_group boolean DEFAULT false) RETURNS void
     AS 'MODULE_PATHNAME', 'pgtopic_seek' LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 -- Kafka's offsetsForTimes: first offset produced at or after ts (else the last stable offset).
@@ -252,14 +258,14 @@ CREATE FUNCTION pgtopic.offset_for_time(topic text, "partition" integer, ts time
 
 -- Internal: this database's group members from the group coordinator's shared memory, with the
 -- partitions each owns.
-CREATE FUNCTION pgtopic._members()
+CREATE FUNCTION pgtopic_internal._members()
     RETURNS TABLE (pid integer, group_id integer, joined_at timestamptz, last_poll timestamptz,
                    member_id text, kind text, partitions integer[], generation bigint,
                    lease_expiry timestamptz, client_id text)
     AS 'MODULE_PATHNAME', 'pgtopic_members' LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 -- Internal: open producer transactions holding back partitions' last stable offsets.
-CREATE FUNCTION pgtopic._inflight()
+CREATE FUNCTION pgtopic_internal._inflight()
     RETURNS TABLE (storage oid, "partition" integer, pid integer, first_offset bigint)
     AS 'MODULE_PATHNAME', 'pgtopic_inflight' LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
@@ -488,7 +494,7 @@ END $$;
 
 -- Bytes on disk of a topic, or of one partition (NULL: all): segments, indexes, TOAST. NULL for a
 -- caller without a right on the topic.
-CREATE FUNCTION pgtopic._storage_bytes(topic text, "partition" integer) RETURNS bigint
+CREATE FUNCTION pgtopic_internal._storage_bytes(topic text, "partition" integer) RETURNS bigint
     AS 'MODULE_PATHNAME', 'pgtopic_storage_bytes' LANGUAGE C STABLE PARALLEL UNSAFE;
 
 -- The topics the current role may see (any right on them); views show only these.
@@ -500,12 +506,12 @@ SELECT t.* FROM pgtopic.catalog_topics t
 -- rows the view lets it see.
 CREATE VIEW pgtopic.topics WITH (security_barrier) AS
 SELECT t.topic, t.partitions, t.retention, t.retention_bytes, t.segment_size, t.created_at,
-       pgtopic._storage_bytes(t.topic, NULL) AS bytes, t.max_message_bytes
+       pgtopic_internal._storage_bytes(t.topic, NULL) AS bytes, t.max_message_bytes
   FROM pgtopic._visible_topics t;
 
 CREATE VIEW pgtopic.partitions WITH (security_barrier) AS
 SELECT t.topic, o."partition", o.log_start_offset, o.high_watermark, o.last_stable_offset,
-       pgtopic._storage_bytes(t.topic, o."partition") AS bytes
+       pgtopic_internal._storage_bytes(t.topic, o."partition") AS bytes
   FROM pgtopic._visible_topics t, LATERAL pgtopic.partition_offsets(t.topic) o;
 
 ------------------------------------------------------------------------------
@@ -528,56 +534,27 @@ CREATE FUNCTION pgtopic.consume_json(topic text, group_name text, max_messages i
     AS 'MODULE_PATHNAME', 'pgtopic_consume_json' LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 -- Kafka's seekToBeginning / seekToEnd / offsetsForTimes for a group: one partition, or all
--- (partition => NULL). Each partition is moved with seek(), so the same ownership rules apply.
-CREATE FUNCTION pgtopic._seek_each(topic text, group_name text, "partition" integer, target text, ts timestamptz)
-RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    o    record;
-    v_to bigint;
-BEGIN
-    -- only functions that check the caller's rights: partition_offsets, offset_for_time, seek
-    FOR o IN SELECT * FROM pgtopic.partition_offsets(topic) AS po
-              WHERE _seek_each."partition" IS NULL OR po."partition" = _seek_each."partition" LOOP
-        IF target = 'earliest' THEN
-            v_to := o.log_start_offset;
-        ELSIF target = 'latest' THEN
-            v_to := o.last_stable_offset;
-        ELSE
-            v_to := pgtopic.offset_for_time(topic, o."partition", ts);
-        END IF;
-        PERFORM pgtopic.seek(topic, group_name, o."partition", v_to);
-    END LOOP;
-    IF "partition" IS NOT NULL AND NOT FOUND THEN
-        PERFORM pgtopic.seek(topic, group_name, "partition", 0);  -- raises the out-of-range error
-    END IF;
-END $$;
+-- (partition => NULL). Each partition is moved as seek() moves it, with the same ownership rules;
+-- a group that does not exist is an error unless create_group.
+CREATE FUNCTION pgtopic.seek_to_beginning(topic text, group_name text, "partition" integer DEFAULT NULL,
+                                          create_group boolean DEFAULT false) RETURNS void
+    AS 'MODULE_PATHNAME', 'pgtopic_seek_to_beginning' LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
-CREATE FUNCTION pgtopic.seek_to_beginning(topic text, group_name text, "partition" integer DEFAULT NULL)
-RETURNS void LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
-    SELECT pgtopic._seek_each(topic, group_name, "partition", 'earliest', NULL)
-$$;
+CREATE FUNCTION pgtopic.seek_to_end(topic text, group_name text, "partition" integer DEFAULT NULL,
+                                    create_group boolean DEFAULT false) RETURNS void
+    AS 'MODULE_PATHNAME', 'pgtopic_seek_to_end' LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
-CREATE FUNCTION pgtopic.seek_to_end(topic text, group_name text, "partition" integer DEFAULT NULL)
-RETURNS void LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
-    SELECT pgtopic._seek_each(topic, group_name, "partition", 'latest', NULL)
-$$;
-
-CREATE FUNCTION pgtopic.seek_to_time(topic text, group_name text, ts timestamptz, "partition" integer DEFAULT NULL)
-RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    IF ts IS NULL THEN
-        RAISE EXCEPTION 'ts must not be NULL' USING ERRCODE = 'null_value_not_allowed';
-    END IF;
-    PERFORM pgtopic._seek_each(topic, group_name, "partition", 'time', ts);
-END $$;
+CREATE FUNCTION pgtopic.seek_to_time(topic text, group_name text, ts timestamptz, "partition" integer DEFAULT NULL,
+                                     create_group boolean DEFAULT false) RETURNS void
+    AS 'MODULE_PATHNAME', 'pgtopic_seek_to_time' LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 -- Advisory locks of pgtopic's key spaces (pg_locks.objsubid): 29697 segment DDL, 29698 a session
 -- member's anchor (classid = group_id, objid = its member slot). Partition ownership lives in the
--- group coordinator's shared memory (pgtopic._members()).
+-- group coordinator's shared memory (pgtopic_internal._members()).
 CREATE VIEW pgtopic.group_members WITH (security_barrier) AS
 SELECT g.group_name, t.topic, m.pid, a.application_name, a.client_addr, m.joined_at, m.last_poll,
        m.partitions, m.member_id, m.kind, m.generation, m.lease_expiry
-  FROM pgtopic._members() m
+  FROM pgtopic_internal._members() m
   JOIN pgtopic.catalog_groups g ON g.group_id = m.group_id
   JOIN pgtopic._visible_topics t ON t.topic_id = g.topic_id
   LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = m.pid;
@@ -592,7 +569,7 @@ SELECT g.group_name, t.topic, o."partition", c.committed_offset, o.log_start_off
   JOIN pgtopic._visible_topics t ON t.topic_id = g.topic_id
   CROSS JOIN LATERAL pgtopic.partition_offsets(t.topic) o
   LEFT JOIN pgtopic.catalog_offsets c ON c.group_id = g.group_id AND c."partition" = o."partition"
-  LEFT JOIN (SELECT mm.*, p.p FROM pgtopic._members() mm, unnest(mm.partitions) AS p(p)) m
+  LEFT JOIN (SELECT mm.*, p.p FROM pgtopic_internal._members() mm, unnest(mm.partitions) AS p(p)) m
          ON m.group_id = g.group_id AND m.p = o."partition"
   LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = m.pid;
 
@@ -600,7 +577,7 @@ SELECT g.group_name, t.topic, o."partition", c.committed_offset, o.log_start_off
 CREATE VIEW pgtopic.lso_holders WITH (security_barrier) AS
 SELECT t.topic, i."partition", i.first_offset, i.pid, a.application_name, a.client_addr, a.xact_start,
        a.state, a.query
-  FROM pgtopic._inflight() i
+  FROM pgtopic_internal._inflight() i
   JOIN pg_catalog.pg_class c ON c.oid = i.storage
   JOIN pgtopic._visible_topics t ON c.relname = 'topic_' || t.topic_id
    AND c.relnamespace = (SELECT n.oid FROM pg_catalog.pg_namespace n WHERE n.nspname = 'pgtopic_data')
@@ -726,15 +703,17 @@ CREATE FUNCTION pgtopic.maintenance_status()
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA pgtopic FROM PUBLIC;
 REVOKE ALL ON ALL TABLES IN SCHEMA pgtopic FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA pgtopic FROM PUBLIC;
-REVOKE ALL ON SCHEMA pgtopic, pgtopic_data FROM PUBLIC;
+REVOKE ALL ON SCHEMA pgtopic, pgtopic_data, pgtopic_internal FROM PUBLIC;
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA pgtopic_internal FROM PUBLIC;
 
 GRANT USAGE ON SCHEMA pgtopic TO pgtopic_admin, pgtopic_producer, pgtopic_consumer;
 GRANT SELECT ON pgtopic.topics, pgtopic.partitions, pgtopic.consumer_lag, pgtopic.group_members,
                 pgtopic.lso_holders
    TO pgtopic_admin, pgtopic_producer, pgtopic_consumer;
--- what the views call run with the caller's rights
+-- what the views call run with the caller's rights (pgtopic_internal's only through the views:
+-- nobody has USAGE on that schema)
 GRANT EXECUTE ON FUNCTION pgtopic.has_topic_privilege(text, text), pgtopic.partition_offsets(text),
-                          pgtopic._storage_bytes(text, integer), pgtopic._members(), pgtopic._inflight(),
+                          pgtopic_internal._storage_bytes(text, integer), pgtopic_internal._members(), pgtopic_internal._inflight(),
                           pgtopic.murmur2(bytea), pgtopic.key_partition(text, integer)
    TO pgtopic_admin, pgtopic_producer, pgtopic_consumer;
 
@@ -750,11 +729,10 @@ GRANT EXECUTE ON FUNCTION
     pgtopic.fetch(text, integer, bigint, integer, integer), pgtopic.fetch_text(text, integer, bigint, integer, integer),
     pgtopic.fetch_json(text, integer, bigint, integer, integer), pgtopic.consume(text, text, integer, integer, text),
     pgtopic.consume_text(text, text, integer, integer, text), pgtopic.consume_json(text, text, integer, integer, text),
-    pgtopic.commit(text, text, text), pgtopic.leave(text, text, text), pgtopic.seek(text, text, integer, bigint, text),
-    pgtopic.seek_to_beginning(text, text, integer), pgtopic.seek_to_end(text, text, integer),
-    pgtopic.seek_to_time(text, text, timestamptz, integer),
-    pgtopic.offset_for_time(text, integer, timestamptz),
-    pgtopic._seek_each(text, text, integer, text, timestamptz)
+    pgtopic.commit(text, text, text), pgtopic.leave(text, text, text), pgtopic.seek(text, text, integer, bigint, text, boolean),
+    pgtopic.seek_to_beginning(text, text, integer, boolean), pgtopic.seek_to_end(text, text, integer, boolean),
+    pgtopic.seek_to_time(text, text, timestamptz, integer, boolean),
+    pgtopic.offset_for_time(text, integer, timestamptz)
    TO pgtopic_admin, pgtopic_consumer;
 
 GRANT EXECUTE ON FUNCTION pgtopic.maintenance_status() TO pgtopic_admin;

@@ -301,6 +301,11 @@ PGTOPIC_FUNCTION(pgtopic_offset_for_time)
     Topic topic = lookup_topic(PG_GETARG_TEXT_PP(0), AccessShareLock);
     require_topic_right(topic, PG_GETARG_TEXT_PP(0), Right::Consume);
     check_partition(topic, partition);
+    PG_RETURN_INT64(offset_for_time(topic, partition, PG_GETARG_TIMESTAMPTZ(2)));
+}
+
+int64 pgtopic::offset_for_time(const Topic &topic, int32 partition, TimestampTz ts)
+{
     int64 lso = partition_offsets(topic, partition).last_stable_offset;
 
     char sql[256];
@@ -308,7 +313,7 @@ PGTOPIC_FUNCTION(pgtopic_offset_for_time)
              "SELECT min(msg_offset) FROM pgtopic_data.topic_%d_p%d WHERE produced_at >= $1 AND msg_offset < $2",
              topic.id, partition);
     Oid argtypes[2] = {TIMESTAMPTZOID, INT8OID};
-    Datum values[2] = {PG_GETARG_DATUM(2), Int64GetDatum(lso)};
+    Datum values[2] = {TimestampTzGetDatum(ts), Int64GetDatum(lso)};
     InternalScope scope = internal_begin();
     int rc = SPI_execute_with_args(sql, 2, argtypes, values, nullptr, true, 1);
     if (rc != SPI_OK_SELECT || SPI_processed != 1)
@@ -317,5 +322,5 @@ PGTOPIC_FUNCTION(pgtopic_offset_for_time)
     Datum d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
     int64 result = isnull ? lso : DatumGetInt64(d);
     internal_end(scope);
-    PG_RETURN_INT64(result);
+    return result;
 }

@@ -574,7 +574,7 @@ void store_offsets(int32 group_id, Datum *parts, Datum *offsets, int n)
     internal_end(scope);
 }
 
-int32 group_id_for(const Topic &topic, text *group_name, bool *created)
+int32 group_id_for(const Topic &topic, text *group_name, bool *created, bool may_create)
 {
     Oid argtypes[2] = {TEXTOID, INT4OID};
     Datum values[2] = {PointerGetDatum(group_name), Int32GetDatum(topic.id)};
@@ -590,6 +590,8 @@ int32 group_id_for(const Topic &topic, text *group_name, bool *created)
     *created = false;
     if (rc == SPI_OK_SELECT && SPI_processed == 1) {
         id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+    } else if (!may_create) {
+        id = 0;
     } else {
         rc = SPI_execute_with_args(
             "INSERT INTO pgtopic.catalog_groups (group_name, topic_id) VALUES ($1, $2) "

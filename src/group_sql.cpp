@@ -144,24 +144,17 @@ PGTOPIC_FUNCTION(pgtopic_leave)
     PG_RETURN_BOOL(true);
 }
 
-// seek: the next consume of this group on that partition starts at to_offset. From the owning
-// member it moves its position; from elsewhere it needs the partition to be unowned. Either way
-// the offset is committed in the caller's transaction (a member that takes the partition
-// meanwhile waits for that row, then reads the sought offset).
-PGTOPIC_FUNCTION(pgtopic_seek)
+namespace pgtopic {
+namespace {
+
+// Moves the group's position on one partition to to_offset: from the owning member it moves its
+// position; from elsewhere it needs the partition to be unowned. Either way the offset is
+// committed in the caller's transaction (a member that takes the partition meanwhile waits for
+// that row, then reads the sought offset). A group that does not exist is an error unless
+// create_group (then its row is made, as consume would).
+void seek_partition(const Topic &topic, text *topic_name, text *group_name, const char *member_id, int32 partition,
+                    int64 to_offset, bool create_group)
 {
-    require_args(fcinfo, {"topic", "group_name", "partition", "to_offset"});
-    refuse_during_recovery("seek in a group");
-    text *topic_name = PG_GETARG_TEXT_PP(0);
-    text *group_name = PG_GETARG_TEXT_PP(1);
-    int32 partition = PG_GETARG_INT32(2);
-    int64 to_offset = PG_GETARG_INT64(3);
-    check_group_name(group_name);
-    const char *member_id = member_id_arg(fcinfo, 4);
-    require_nonnegative(to_offset, "to_offset");
-    Topic topic = lookup_topic(topic_name, AccessShareLock);
-    require_topic_right(topic, topic_name, Right::Consume);
-    check_partition(topic, partition);
     int64 high_watermark = partition_offsets(topic, partition).high_watermark;
     if (to_offset > high_watermark)
         ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -189,7 +182,13 @@ PGTOPIC_FUNCTION(pgtopic_seek)
         LWLockRelease(coordinator_lock());
         bool created = false;
         if (group_id == 0)
-            group_id = group_id_for(topic, group_name, &created);
+            group_id = group_id_for(topic, group_name, &created, create_group);
+        if (group_id == 0)
+            ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
+                            errmsg("consumer group \"%s\" of topic \"%s\" does not exist", name,
+                                   text_to_cstring(topic_name)),
+                            errhint("Check the group's name; to create the group at this position (as Kafka's offset "
+                                    "reset of a new group does), pass create_group => true.")));
         int32 owner_pid = 0;
         const char *owner_member = "";
         LWLockAcquire(coordinator_lock(), LW_SHARED);
@@ -213,5 +212,67 @@ PGTOPIC_FUNCTION(pgtopic_seek)
     }
     Datum part = Int32GetDatum(partition), offset = Int64GetDatum(to_offset);
     store_offsets(group_id, &part, &offset, 1);
+}
+
+enum class SeekTarget { Earliest, Latest, Time };
+
+// seek_to_beginning / seek_to_end / seek_to_time (Kafka's seekToBeginning / seekToEnd /
+// offsetsForTimes) for one partition or all (NULL): each partition through seek_partition.
+Datum seek_to(FunctionCallInfo fcinfo, SeekTarget target)
+{
+    require_args(fcinfo, {"topic", "group_name"});
+    int argno = 2;
+    TimestampTz ts = 0;
+    if (target == SeekTarget::Time) {
+        if (PG_ARGISNULL(2))
+            ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("ts must not be NULL")));
+        ts = PG_GETARG_TIMESTAMPTZ(2);
+        argno = 3;
+    }
+    bool all = PG_ARGISNULL(argno);
+    int32 only = all ? 0 : PG_GETARG_INT32(argno);
+    bool create_group = !PG_ARGISNULL(argno + 1) && PG_GETARG_BOOL(argno + 1);
+    refuse_during_recovery("seek in a group");
+    text *topic_name = PG_GETARG_TEXT_PP(0);
+    text *group_name = PG_GETARG_TEXT_PP(1);
+    check_group_name(group_name);
+    Topic topic = lookup_topic(topic_name, AccessShareLock);
+    require_topic_right(topic, topic_name, Right::Consume);
+    if (!all)
+        check_partition(topic, only);
+    for (int32 p = all ? 0 : only; p < (all ? topic.partitions : only + 1); p++) {
+        int64 lso = partition_offsets(topic, p).last_stable_offset;
+        int64 to = target == SeekTarget::Earliest ? log_start_offset(topic, p, lso)
+                   : target == SeekTarget::Latest ? lso
+                                                  : offset_for_time(topic, p, ts);
+        seek_partition(topic, topic_name, group_name, nullptr, p, to, create_group);
+    }
     PG_RETURN_VOID();
 }
+
+}  // namespace
+}  // namespace pgtopic
+
+// seek: the next consume of this group on that partition starts at to_offset.
+PGTOPIC_FUNCTION(pgtopic_seek)
+{
+    require_args(fcinfo, {"topic", "group_name", "partition", "to_offset"});
+    refuse_during_recovery("seek in a group");
+    text *topic_name = PG_GETARG_TEXT_PP(0);
+    text *group_name = PG_GETARG_TEXT_PP(1);
+    int32 partition = PG_GETARG_INT32(2);
+    int64 to_offset = PG_GETARG_INT64(3);
+    check_group_name(group_name);
+    const char *member_id = member_id_arg(fcinfo, 4);
+    bool create_group = PG_NARGS() > 5 && !PG_ARGISNULL(5) && PG_GETARG_BOOL(5);
+    require_nonnegative(to_offset, "to_offset");
+    Topic topic = lookup_topic(topic_name, AccessShareLock);
+    require_topic_right(topic, topic_name, Right::Consume);
+    check_partition(topic, partition);
+    seek_partition(topic, topic_name, group_name, member_id, partition, to_offset, create_group);
+    PG_RETURN_VOID();
+}
+
+PGTOPIC_FUNCTION(pgtopic_seek_to_beginning) { return seek_to(fcinfo, SeekTarget::Earliest); }
+PGTOPIC_FUNCTION(pgtopic_seek_to_end) { return seek_to(fcinfo, SeekTarget::Latest); }
+PGTOPIC_FUNCTION(pgtopic_seek_to_time) { return seek_to(fcinfo, SeekTarget::Time); }

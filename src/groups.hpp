@@ -165,7 +165,9 @@ void require_no_open_delivery(const Membership &m);
 // seek from the owner: its position and committed offset become `to`.
 bool seek_owned(Membership &m, int32 partition, int64 to);
 void store_offsets(int32 group_id, Datum *parts, Datum *offsets, int n);
-int32 group_id_for(const Topic &topic, text *group_name, bool *created);
+// The group's id in pgtopic.catalog_groups, inserting its row when there is none (created: this
+// call inserted it) — unless may_create is false: then 0 when the group does not exist.
+int32 group_id_for(const Topic &topic, text *group_name, bool *created, bool may_create = true);
 void check_group_name(text *name);
 // NULL or a valid member_id as a C string (22023 when empty, too long or with control chars).
 const char *member_id_arg(FunctionCallInfo fcinfo, int argno);

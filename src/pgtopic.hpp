@@ -252,6 +252,9 @@ int64 stored_next_offset(const Topic &topic, int32 partition);
 // stable offset when that is lower or no segment exists. Never the first *visible* message: an
 // open transaction may hold lower offsets, and a consumer starting above them would skip them.
 int64 log_start_offset(const Topic &topic, int32 partition, int64 last_stable_offset);
+// Kafka's offsetsForTimes (fetch.cpp): the first offset below the last stable offset whose
+// message was produced at or after ts, or the last stable offset. Rights not checked.
+int64 offset_for_time(const Topic &topic, int32 partition, TimestampTz ts);
 void segments_register_worker_library();
 
 }  // namespace pgtopic

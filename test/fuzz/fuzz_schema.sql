@@ -175,9 +175,9 @@ CREATE FUNCTION fuzz.partition_count(topic text) RETURNS bigint
 CREATE FUNCTION fuzz.maintenance_actions() RETURNS bigint
     LANGUAGE sql AS $$ SELECT count(*) FROM pgtopic.run_maintenance() $$;
 CREATE FUNCTION fuzz.inflight() RETURNS bigint
-    LANGUAGE sql AS $$ SELECT count(*) FROM pgtopic._inflight() $$;
+    LANGUAGE sql AS $$ SELECT count(*) FROM pgtopic_internal._inflight() $$;
 CREATE FUNCTION fuzz.members() RETURNS bigint
-    LANGUAGE sql AS $$ SELECT count(*) FROM pgtopic._members() $$;
+    LANGUAGE sql AS $$ SELECT count(*) FROM pgtopic_internal._members() $$;
 -- Parameterless ones: two calls in three that sqlsmith makes are to parameterless routines.
 CREATE SEQUENCE fuzz.pick;
 GRANT USAGE ON SEQUENCE fuzz.pick TO pgtopic_fuzzer;

@@ -389,7 +389,9 @@ def make_call(g, w):
     if kind == 'seek':
         topic = g.topic_arg()
         return Call('seek', [('topic', topic), ('group_name', g.group_arg()), ('"partition"', g.partition_arg(topic)),
-                             ('to_offset', g.offset_arg())], False)
+                             ('to_offset', g.offset_arg()), ('member_id', Arg(None, 'text')),
+                             ('create_group', g.pick([Arg(True, 'boolean'), Arg(False, 'boolean'), Arg(None, 'boolean')]))],
+                    False, omit_from=4)
 
     if kind == 'seek_to':
         topic = g.topic_arg()
@@ -400,7 +402,8 @@ def make_call(g, w):
                                        Raw("'infinity'::timestamptz"), Raw("'-infinity'::timestamptz"),
                                        Raw("'294276-12-31'::timestamptz"), Raw("'4713-01-01 BC'::timestamptz")])))
         args.append(('"partition"', g.partition_arg(topic) if g.chance(0.5) else Arg(None, 'integer')))
-        return Call(f, args, False, omit_from=len(args) - 1)
+        args.append(('create_group', g.pick([Arg(True, 'boolean'), Arg(False, 'boolean'), Arg(None, 'boolean')])))
+        return Call(f, args, False, omit_from=len(args) - 2)
 
     if kind == 'partition_offsets':
         return Call('partition_offsets', [('topic', g.topic_arg())], True, check_offsets)

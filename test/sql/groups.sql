@@ -100,8 +100,15 @@ SELECT "partition", committed_offset FROM pgtopic.consumer_lag WHERE group_name 
 SELECT pgtopic.drop_topic('events');
 SELECT count(*) FROM pgtopic.catalog_groups g WHERE NOT EXISTS (SELECT 1 FROM pgtopic.catalog_topics t WHERE t.topic_id = g.topic_id);
 
--- seek by a group that never consumed: the offset row is made (upsert), then moved (update)
+-- seek of a group that does not exist says so (a typo must not create a group), for every seek
 SELECT pgtopic.seek('g2', 'seek_only', 1, 1);
+SELECT pgtopic.seek_to_beginning('g2', 'seek_only');
+SELECT pgtopic.seek_to_end('g2', 'seek_only', 0);
+SELECT pgtopic.seek_to_time('g2', 'seek_only', now());
+SELECT count(*) FROM pgtopic.catalog_groups WHERE group_name = 'seek_only';
+-- with create_group the group is made at that position: the offset row is made (upsert), then
+-- moved (update) by a plain seek, the group existing now
+SELECT pgtopic.seek('g2', 'seek_only', 1, 1, create_group => true);
 SELECT "partition", committed_offset FROM pgtopic.catalog_offsets JOIN pgtopic.catalog_groups USING (group_id)
  WHERE group_name = 'seek_only';
 SELECT pgtopic.seek('g2', 'seek_only', 1, 0);

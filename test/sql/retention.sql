@@ -26,7 +26,7 @@ SELECT min(msg_offset), count(*) FROM pgtopic.fetch('ret', 0, 0, 100);
 -- a group positioned below the log start continues at the log start (auto_offset_reset = earliest)
 SELECT min(msg_offset), max(msg_offset), count(*) FROM pgtopic.consume('ret', 'slow', 100);
 -- ... or at the end with auto_offset_reset = latest
-SELECT pgtopic.seek('ret', 'latecomer', 0, 3);
+SELECT pgtopic.seek('ret', 'latecomer', 0, 3, create_group => true);
 SET pgtopic.auto_offset_reset = latest;
 SELECT count(*) FROM pgtopic.consume('ret', 'latecomer', 100);
 RESET pgtopic.auto_offset_reset;

@@ -167,12 +167,12 @@ is(q1(q{SELECT count(*) FROM generate_series(0, 3) AS p, LATERAL pgtopic.produce
 # DROP EXTENSION frees every topic's entries too, and the members of its groups in every session
 my $member = $node->background_psql('postgres');
 $member->query_safe(q{SELECT count(*) FROM pgtopic.consume('live', 'stays-connected', 1)});
-is(q1(q{SELECT count(*) FROM pgtopic._members()}), '1', 'a session is a member of a group of the live topic');
+is(q1(q{SELECT count(*) FROM pgtopic_internal._members()}), '1', 'a session is a member of a group of the live topic');
 q1(q{DROP EXTENSION pgtopic CASCADE; CREATE EXTENSION pgtopic;
      SELECT pgtopic.create_topic('again', 15);
      SELECT count(*) FROM generate_series(0, 14) AS p, LATERAL pgtopic.produce('again', 'x', partition => p);});
 pass('after DROP EXTENSION the shared memory is free again');
-is(q1(q{SELECT count(*) FROM pgtopic._members()}), '0',
+is(q1(q{SELECT count(*) FROM pgtopic_internal._members()}), '0',
    'and the group coordinator holds no member of the dropped topics (the member session is still connected)');
 $member->quit;
 

@@ -50,13 +50,13 @@ for my $round (1 .. 3) {
     }
 }
 my $elapsed = time - $t0;
-is($node->safe_psql('postgres', q{SELECT count(*) FROM pgtopic._members()}), $groups * 10,
+is($node->safe_psql('postgres', q{SELECT count(*) FROM pgtopic_internal._members()}), $groups * 10,
    "$groups groups x 10 members");
 is($node->safe_psql('postgres', q{
-    SELECT count(*) FROM (SELECT group_id, p FROM pgtopic._members(), unnest(partitions) p GROUP BY 1, 2
+    SELECT count(*) FROM (SELECT group_id, p FROM pgtopic_internal._members(), unnest(partitions) p GROUP BY 1, 2
                           HAVING count(*) = 1) x}), $groups * $partitions,
    'every partition of every group owned by exactly one member');
-is($node->safe_psql('postgres', q{SELECT min(cardinality(partitions)) || '-' || max(cardinality(partitions)) FROM pgtopic._members()}),
+is($node->safe_psql('postgres', q{SELECT min(cardinality(partitions)) || '-' || max(cardinality(partitions)) FROM pgtopic_internal._members()}),
    '100-100', 'fair shares: 100 partitions each');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 29698}),
    $groups * 10, 'one advisory lock per member (its anchor), none per partition');
@@ -109,7 +109,7 @@ $joiner->quit;
 # by sessions of up to 50 memberships each (a session may be a member of at most
 # 64 groups): each partition owned once
 my $topics = $full ? 100 : 10;
-$node->poll_query_until('postgres', q{SELECT count(*) = 0 FROM pgtopic._members()})
+$node->poll_query_until('postgres', q{SELECT count(*) = 0 FROM pgtopic_internal._members()})
   or die 'the members of the first part did not go';
 $t0 = time;
 $node->safe_psql('postgres', "SELECT pgtopic.create_topic('t$_', 100)") for 1 .. $topics;
@@ -119,7 +119,7 @@ my @members = map { $node->background_psql('postgres') } 1 .. $n_members;
 $t0 = time;
 $members[$_ % $n_members]->query_safe("SELECT count(*) FROM pgtopic.consume('t$_', 'g', 1)") for 1 .. $topics;
 note sprintf('%d session(s) joined %d groups in %.1f s', $n_members, $topics, time - $t0);
-is($node->safe_psql('postgres', q{SELECT count(*) || ' ' || sum(cardinality(partitions)) FROM pgtopic._members()}),
+is($node->safe_psql('postgres', q{SELECT count(*) || ' ' || sum(cardinality(partitions)) FROM pgtopic_internal._members()}),
    "$topics " . ($topics * 100), "$topics topics x 100 partitions with a group each: every partition owned");
 is($node->safe_psql('postgres', q{SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 29698}),
    $topics, 'one anchor lock per membership');
