@@ -32,6 +32,7 @@ role pgtopic_property there.
 
 import argparse
 import collections
+import json
 import os
 import random
 import sys
@@ -48,6 +49,17 @@ from throwaway_server import ThrowawayServer, connect_with_extension, crash_line
 for _oid, _name in ((1082, 'DATE'), (1114, 'TIMESTAMP'), (1184, 'TIMESTAMPTZ'), (1186, 'INTERVAL'),
                     (1182, 'DATEARRAY'), (1115, 'TSARRAY'), (1185, 'TSTZARRAY'), (1187, 'INTERVALARRAY')):
     psycopg2.extensions.register_type(psycopg2.extensions.new_type((_oid,), 'PGTOPIC_' + _name, psycopg2.STRING))
+
+def _json_or_text(value):
+    # jsonb nested deeper than Python's recursion limit (PostgreSQL accepts it) stays text
+    try:
+        return json.loads(value) if value is not None else None
+    except RecursionError:
+        return value
+
+
+psycopg2.extras.register_default_json(loads=_json_or_text, globally=True)
+psycopg2.extras.register_default_jsonb(loads=_json_or_text, globally=True)
 
 INT4_MIN, INT4_MAX = -2**31, 2**31 - 1
 INT8_MIN, INT8_MAX = -2**63, 2**63 - 1
