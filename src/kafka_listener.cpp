@@ -444,6 +444,7 @@ void listener_main(void *)
     bool latch_set = false;
     for (;;) {
         long timeout = min_timeout(expire_idle_connections(), retry_waiting_fetches(latch_set));
+        timeout = min_timeout(timeout, expire_producers());
         latch_set = false;
         if (state->accept_paused_until != 0) {
             TimestampTz now = GetCurrentTimestamp();
@@ -531,6 +532,7 @@ void define_settings()
                             "Largest Kafka request frame; a larger one closes its connection.", nullptr,
                             &max_frame_bytes, kafka::default_max_frame_bytes, 1024, MaxAllocSize - 1024,
                             PGC_POSTMASTER, GUC_UNIT_BYTE, nullptr, nullptr, nullptr);
+    define_producer_settings();
 }
 
 void register_worker()

@@ -64,4 +64,31 @@ bool produce_partition(const char *topic, std::int32_t partition, const ProduceB
 // caller must not acknowledge.
 bool produce_commit(int *sqlstate, char *message, std::size_t message_size, bool *uncertain);
 
+// Idempotent producers (kafka_producers.cpp): plain functions that catch PostgreSQL errors
+// themselves (expire_producers logs them).
+extern int producer_expiration_ms;  // pgtopic.kafka_producer_expiration (0 = never)
+extern int producer_cache_size;     // pgtopic.kafka_producer_cache_size
+void define_producer_settings();
+// InitProducerId: a new producer id, in a transaction of its own (false with the error).
+bool allocate_producer_id(std::int64_t *producer_id, int *sqlstate, char *message, std::size_t message_size);
+// A Produce batch's producer fields (producer_id >= 0: an idempotent producer).
+struct ProducerIds {
+    std::int64_t producer_id;
+    std::int16_t epoch;
+    std::int32_t base_sequence;
+    std::int32_t count;
+};
+// Like produce_partition, in the request's transaction, for a batch with a producer id: checks
+// its sequence (Kafka's rules); a retried duplicate of one of the last 5 batches is not written
+// and *first is its original base offset; refused: *kafka_error (45, 47, 59); written: the
+// records and the producer's new state in one subtransaction; failed: the error, as
+// produce_partition reports it.
+enum class IdempotentOutcome { written, duplicate, refused, failed };
+IdempotentOutcome produce_partition_idempotent(const char *topic, std::int32_t partition, const ProducerIds &ids,
+                                               const ProduceBatch *b, std::int64_t *first, std::int16_t *kafka_error,
+                                               int *sqlstate, char *message, std::size_t message_size);
+// Deletes producer state idle for pgtopic.kafka_producer_expiration, at most once a minute (its
+// own transaction); returns the milliseconds until the next pass is due (-1: never).
+long expire_producers();
+
 }  // namespace pgtopic::kafka_server
