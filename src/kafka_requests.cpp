@@ -478,6 +478,7 @@ struct FetchedPartition {
     int sqlstate = 0;
     char message[256] = "";
     bool found = false;  // the partition exists and the role sees the topic
+    Oid root_relid = InvalidOid;  // the topic's storage root (a parked Fetch watches its LSO)
     std::int64_t log_start = -1;
     std::int64_t lso = -1;
     int rows = 0;
@@ -536,6 +537,9 @@ void fetch_partition_impl(const char *topic, std::int32_t partition, std::int64_
         if (out->found) {
             out->log_start = DatumGetInt64(start);
             out->lso = DatumGetInt64(lso);
+            Topic t;
+            if (find_topic(cstring_to_text(topic), t))
+                out->root_relid = t.root_relid;
         }
     }
     if (out->found && from >= out->log_start && from < out->lso) {
@@ -894,6 +898,10 @@ std::optional<ProduceResponse> produce(const ProduceRequest &req)
 
 enum class FetchOutcome { answered, wait };
 
+// The partitions the last parked Fetch waits on (take_fetch_watch).
+std::vector<FetchWatch> fetch_watch;
+bool fetch_watch_all = true;
+
 FetchOutcome fetch(std::int16_t version, const FetchRequest &req, bool may_wait, std::string &out,
                    std::int32_t correlation_id)
 {
@@ -913,6 +921,8 @@ FetchOutcome fetch(std::int16_t version, const FetchRequest &req, bool may_wait,
     std::int64_t budget = req.max_bytes > 0 ? req.max_bytes : 0;
     std::int64_t total = 0;
     bool any_records = false;
+    fetch_watch.clear();
+    fetch_watch_all = false;
     int limit = Max(1, Min(max_poll_messages, 100000));
     for (const auto &t : req.topics) {
         std::string name(t.topic);
@@ -932,6 +942,10 @@ FetchOutcome fetch(std::int16_t version, const FetchRequest &req, bool may_wait,
                 room = Min(room, budget - total);
             int rows_wanted = static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(limit, room / 24 + 1)));
             FetchedPartition f = fetch_partition(name.c_str(), p.partition, p.fetch_offset, rows_wanted);
+            if (f.sqlstate == 0 && f.found && OidIsValid(f.root_relid))
+                fetch_watch.push_back({f.root_relid, p.partition, f.lso});
+            else
+                fetch_watch_all = true;
             if (f.sqlstate != 0) {
                 out_p.error_code = f.sqlstate == ERRCODE_INVALID_PARAMETER_VALUE
                                        ? code(ErrorCode::unknown_topic_or_partition)
@@ -1012,6 +1026,24 @@ FetchOutcome fetch(std::int16_t version, const FetchRequest &req, bool may_wait,
 }
 
 }  // namespace
+
+void take_fetch_watch(std::vector<FetchWatch> &out, bool *all)
+{
+    out.swap(fetch_watch);
+    *all = fetch_watch_all;
+    fetch_watch.clear();
+    fetch_watch_all = true;  // a later parked request that records nothing: run it on every commit
+}
+
+bool fetch_watch_changed(const std::vector<FetchWatch> &watch)
+{
+    for (const FetchWatch &w : watch) {
+        std::int64_t lso = -1;
+        if (!peek_last_stable_offset(w.root_relid, w.partition, &lso) || lso != w.lso)
+            return true;
+    }
+    return false;
+}
 
 FrameResult handle_frame(std::string_view payload, std::string &out, bool may_wait, int *wait_ms)
 {

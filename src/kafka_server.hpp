@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace pgtopic::kafka_server {
 
@@ -37,6 +38,19 @@ const char *advertised_host_name();
 // own transaction) through pg_call and returns to the loop with no transaction open.
 enum class FrameResult { closed, answered, waiting };
 FrameResult handle_frame(std::string_view payload, std::string &out, bool may_wait, int *wait_ms);
+
+// What a parked Fetch waits on: each partition's storage root and the last stable offset it saw.
+// After handle_frame returned waiting, take_fetch_watch hands over what that request recorded
+// (all = true when it must run again on every commit: a partition it could not identify, or a
+// request other than Fetch); fetch_watch_changed tells whether one of the partitions' last
+// stable offsets moved since (shared memory only: no transaction).
+struct FetchWatch {
+    Oid root_relid;
+    std::int32_t partition;
+    std::int64_t lso;
+};
+void take_fetch_watch(std::vector<FetchWatch> &out, bool *all);
+bool fetch_watch_changed(const std::vector<FetchWatch> &watch);
 
 // Produce's PostgreSQL side (kafka_produce.cpp): plain functions that catch PostgreSQL errors
 // themselves. A batch's arrays are palloc'd in the current memory context.

@@ -108,3 +108,22 @@ class Conn:
         pos += 2 + n + 4  # name, partitions count
         _index, error, base = struct.unpack_from('>ihq', r, pos)
         return error, base
+
+
+def fetch_v4_body(topic, partition, offset, max_wait_ms=10000, min_bytes=1, max_bytes=1 << 20):
+    return struct.pack('>iiiib', -1, max_wait_ms, min_bytes, max_bytes, 0) + struct.pack('>i', 1) + kstring(topic) + \
+        struct.pack('>i', 1) + struct.pack('>iqi', partition, offset, max_bytes)
+
+
+def fetch_v4_first_partition(r):
+    """(error, high watermark, records bytes length) of the first partition of a Fetch v4 response."""
+    pos = 4  # throttle
+    pos += 4  # topics count
+    (n,) = struct.unpack_from('>h', r, pos)
+    pos += 2 + n + 4
+    _p, error, hw, _lso = struct.unpack_from('>ihqq', r, pos)
+    pos += 4 + 2 + 8 + 8
+    (aborted,) = struct.unpack_from('>i', r, pos)
+    pos += 4 + max(aborted, 0) * 16
+    (size,) = struct.unpack_from('>i', r, pos)
+    return error, hw, size
