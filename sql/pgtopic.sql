@@ -94,6 +94,35 @@ CREATE TABLE pgtopic.catalog_partitions (
 );
 COMMENT ON TABLE pgtopic.catalog_partitions IS 'pgtopic catalog: durable offset bounds per topic partition';
 
+-- Idempotent Kafka producers (since 0.3.0; docs/kafka.md, "Idempotent producers"). Producer ids
+-- come from the sequence (never reused, also after a restart, a crash or a failover); the
+-- listener keeps, per producer id and topic partition, the epoch, the last sequence and the last
+-- 5 batches as (first sequence, last sequence, base offset) triples, oldest first, written in the
+-- transaction of the records they describe. Rows idle for pgtopic.kafka_producer_expiration are
+-- deleted by the listener; a dropped topic's rows go with it (trigger below).
+CREATE SEQUENCE pgtopic.kafka_producer_id_seq AS bigint;
+CREATE TABLE pgtopic.catalog_kafka_producers (
+    producer_id    bigint      NOT NULL,
+    topic_id       integer     NOT NULL,
+    "partition"    integer     NOT NULL,
+    producer_epoch smallint    NOT NULL,
+    last_sequence  integer     NOT NULL,
+    batches        bigint[]    NOT NULL,
+    updated_at     timestamptz NOT NULL,
+    PRIMARY KEY (producer_id, topic_id, "partition")
+);
+COMMENT ON TABLE pgtopic.catalog_kafka_producers IS 'pgtopic catalog: idempotent Kafka producers'' sequence state per partition';
+SELECT pg_catalog.pg_extension_config_dump('pgtopic.kafka_producer_id_seq', '');
+
+CREATE FUNCTION pgtopic._topic_producers_deleted() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    DELETE FROM pgtopic.catalog_kafka_producers p WHERE p.topic_id = OLD.topic_id;
+    RETURN OLD;
+END $$;
+CREATE TRIGGER topic_producers_deleted AFTER DELETE ON pgtopic.catalog_topics
+    FOR EACH ROW EXECUTE FUNCTION pgtopic._topic_producers_deleted();
+
 -- pg_dump dumps the catalog's rows (and the id sequences) with the data.
 SELECT pg_catalog.pg_extension_config_dump('pgtopic.catalog_topics', '');
 SELECT pg_catalog.pg_extension_config_dump('pgtopic.topic_id_seq', '');

@@ -61,6 +61,8 @@ struct Connection {
     bool closing = false;
     bool waiting = false;                     // a Fetch parked until data or its deadline
     TimestampTz wait_until = 0;
+    std::vector<FetchWatch> watch;            // the parked Fetch's partitions and the LSOs it saw
+    bool watch_all = true;                    // run it again on every commit (nothing to watch)
     TimestampTz last_active = 0;              // last byte received or sent
     MemoryContext context = nullptr;          // per connection
     MemoryContext request_context = nullptr;  // reset after every request
@@ -280,7 +282,9 @@ void process_frames(Connection *c)
         MemoryContextSwitchTo(old);
         MemoryContextReset(c->request_context);
         if (result == FrameResult::waiting) {
-            // The frame stays in c->in; the loop hands it in again on a commit or the deadline.
+            // The frame stays in c->in; the loop hands it in again when a partition it waits on
+            // may have new data (its LSO moved) or at the deadline.
+            take_fetch_watch(c->watch, &c->watch_all);
             if (!c->waiting) {
                 c->waiting = true;
                 c->wait_until = TimestampTzPlusMilliseconds(now, Min(wait_ms, 10 * 60 * 1000));
@@ -370,8 +374,12 @@ long expire_idle_connections()
     return next;
 }
 
-// Hands the parked Fetch requests in again (after a producer commit woke the latch, or when
-// one's deadline passed); returns the milliseconds until the earliest deadline (-1: none).
+// Parked Fetch requests run again (the debug counter, for docs/kafka.md's measurement).
+uint64 parked_fetch_reruns = 0;
+
+// Hands the parked Fetch requests in again (after a producer commit woke the latch and the last
+// stable offset of a partition one waits on moved, or when one's deadline passed); returns the
+// milliseconds until the earliest deadline (-1: none).
 long retry_waiting_fetches(bool latch_set)
 {
     long next = -1;
@@ -379,7 +387,11 @@ long retry_waiting_fetches(bool latch_set)
         if (!c->waiting || c->closing)
             continue;
         TimestampTz now = GetCurrentTimestamp();
-        if (latch_set || now >= c->wait_until) {
+        bool due = now >= c->wait_until;
+        if (due || (latch_set && (c->watch_all || fetch_watch_changed(c->watch)))) {
+            parked_fetch_reruns++;
+            ereport(DEBUG1, (errmsg_internal("pgtopic kafka: parked Fetch run again (%s; %llu re-runs so far)",
+                                             due ? "deadline" : "new data", static_cast<unsigned long long>(parked_fetch_reruns))));
             process_frames(c);
             if (!c->waiting)
                 continue;
@@ -444,6 +456,7 @@ void listener_main(void *)
     bool latch_set = false;
     for (;;) {
         long timeout = min_timeout(expire_idle_connections(), retry_waiting_fetches(latch_set));
+        timeout = min_timeout(timeout, expire_producers());
         latch_set = false;
         if (state->accept_paused_until != 0) {
             TimestampTz now = GetCurrentTimestamp();
@@ -531,6 +544,7 @@ void define_settings()
                             "Largest Kafka request frame; a larger one closes its connection.", nullptr,
                             &max_frame_bytes, kafka::default_max_frame_bytes, 1024, MaxAllocSize - 1024,
                             PGC_POSTMASTER, GUC_UNIT_BYTE, nullptr, nullptr, nullptr);
+    define_producer_settings();
 }
 
 void register_worker()

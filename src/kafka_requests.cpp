@@ -45,6 +45,7 @@ const ApiVersionsResponse::Api served_apis[] = {
     {static_cast<std::int16_t>(ApiKey::api_versions), 0, 3},
     {static_cast<std::int16_t>(ApiKey::create_topics), 0, 4},
     {static_cast<std::int16_t>(ApiKey::delete_topics), 0, 1},
+    {static_cast<std::int16_t>(ApiKey::init_producer_id), 0, 1},
 };
 
 ApiVersionsResponse api_versions(std::int16_t error)
@@ -477,6 +478,7 @@ struct FetchedPartition {
     int sqlstate = 0;
     char message[256] = "";
     bool found = false;  // the partition exists and the role sees the topic
+    Oid root_relid = InvalidOid;  // the topic's storage root (a parked Fetch watches its LSO)
     std::int64_t log_start = -1;
     std::int64_t lso = -1;
     int rows = 0;
@@ -535,6 +537,9 @@ void fetch_partition_impl(const char *topic, std::int32_t partition, std::int64_
         if (out->found) {
             out->log_start = DatumGetInt64(start);
             out->lso = DatumGetInt64(lso);
+            Topic t;
+            if (find_topic(cstring_to_text(topic), t))
+                out->root_relid = t.root_relid;
         }
     }
     if (out->found && from >= out->log_start && from < out->lso) {
@@ -674,6 +679,7 @@ struct ProducePartitionWork {
     char message[200] = "";
     ProduceBatch batch{};
     std::int64_t base_offset = -1;
+    ProducerIds producer{-1, -1, -1, 0};  // an idempotent producer's batch: producer_id >= 0
 };
 
 // Turns one partition's batch into palloc'd datums; sets error (and a message for the log)
@@ -752,6 +758,53 @@ void prepare_produce_partition(NullableBytes records, ProducePartitionWork &w)
     }
 }
 
+// The producer fields of a checked batch (kafka_producers.cpp applies Kafka's sequence rules
+// to those with a producer id). A producer id without a sequence is INVALID_RECORD.
+void read_producer_ids(NullableBytes records, ProducePartitionWork &w)
+{
+    if (!records || records->size() < record_batch_header_bytes)
+        return;
+    const auto *b = reinterpret_cast<const unsigned char *>(records->data());
+    std::int64_t producer_id = static_cast<std::int64_t>((static_cast<std::uint64_t>(read_be32(b + 43)) << 32) |
+                                                         static_cast<std::uint32_t>(read_be32(b + 47)));
+    if (producer_id < 0)
+        return;  // not idempotent
+    auto sequence = static_cast<std::int32_t>(read_be32(b + 53));
+    auto count = static_cast<std::int32_t>(read_be32(b + 57));
+    if (sequence < 0 || count < 1) {
+        w.error = code(ErrorCode::invalid_record);
+        std::snprintf(w.message, sizeof w.message, "producer id %lld without a base sequence",
+                      static_cast<long long>(producer_id));
+        return;
+    }
+    w.producer = {producer_id, static_cast<std::int16_t>((b[51] << 8) | b[52]), sequence, count};
+}
+
+// ---- InitProducerId: a fresh producer id (epoch 0) for an idempotent producer. A transactional
+// id is refused with TRANSACTIONAL_ID_AUTHORIZATION_FAILED (pgtopic serves no Kafka
+// transactions; clients report the error as fatal, with that name, instead of retrying).
+InitProducerIdResponse init_producer_id(const InitProducerIdRequest &req)
+{
+    InitProducerIdResponse r;
+    if (req.transactional_id) {
+        r.error_code = code(ErrorCode::transactional_id_authorization_failed);
+        return r;
+    }
+    std::int64_t id = -1;
+    int sqlstate = 0;
+    char message[256] = "";
+    if (pg_call([&] { return allocate_producer_id(&id, &sqlstate, message, sizeof message); })) {
+        r.producer_id = id;
+        r.producer_epoch = 0;
+    } else {
+        pg_call([&] {
+            ereport(LOG, (errmsg("pgtopic kafka: InitProducerId failed: %s", message)));
+        });
+        r.error_code = code(ErrorCode::request_timed_out);  // retriable: the client asks again
+    }
+    return r;
+}
+
 // nullopt: acks=0, no response.
 std::optional<ProduceResponse> produce(const ProduceRequest &req)
 {
@@ -772,6 +825,8 @@ std::optional<ProduceResponse> produce(const ProduceRequest &req)
                 w.error = code(ErrorCode::invalid_request);  // Kafka transactions are not served
             else
                 prepare_produce_partition(p.records, w);
+            if (w.error == 0)
+                read_producer_ids(p.records, w);
             if (w.error != 0 && w.message[0] != '\0') {
                 std::string topic(req.topics[t].name);
                 pg_call([&] {
@@ -794,10 +849,24 @@ std::optional<ProduceResponse> produce(const ProduceRequest &req)
                     continue;
                 int sqlstate = 0;
                 char message[256] = "";
-                bool ok = pg_call([&] {
-                    return produce_partition(topic.c_str(), w.index, &w.batch, &w.base_offset, &sqlstate, message,
-                                             sizeof message);
-                });
+                bool ok;
+                if (w.producer.producer_id >= 0) {
+                    std::int16_t refused = 0;
+                    IdempotentOutcome o = pg_call([&] {
+                        return produce_partition_idempotent(topic.c_str(), w.index, w.producer, &w.batch,
+                                                            &w.base_offset, &refused, &sqlstate, message, sizeof message);
+                    });
+                    if (o == IdempotentOutcome::refused) {
+                        w.error = refused;
+                        continue;
+                    }
+                    ok = o != IdempotentOutcome::failed;
+                } else {
+                    ok = pg_call([&] {
+                        return produce_partition(topic.c_str(), w.index, &w.batch, &w.base_offset, &sqlstate, message,
+                                                 sizeof message);
+                    });
+                }
                 if (!ok)
                     w.error = sqlstate == ERRCODE_INVALID_PARAMETER_VALUE ? code(ErrorCode::unknown_topic_or_partition)
                               : sqlstate == ERRCODE_PROGRAM_LIMIT_EXCEEDED ? code(ErrorCode::message_too_large)
@@ -829,6 +898,10 @@ std::optional<ProduceResponse> produce(const ProduceRequest &req)
 
 enum class FetchOutcome { answered, wait };
 
+// The partitions the last parked Fetch waits on (take_fetch_watch).
+std::vector<FetchWatch> fetch_watch;
+bool fetch_watch_all = true;
+
 FetchOutcome fetch(std::int16_t version, const FetchRequest &req, bool may_wait, std::string &out,
                    std::int32_t correlation_id)
 {
@@ -848,6 +921,8 @@ FetchOutcome fetch(std::int16_t version, const FetchRequest &req, bool may_wait,
     std::int64_t budget = req.max_bytes > 0 ? req.max_bytes : 0;
     std::int64_t total = 0;
     bool any_records = false;
+    fetch_watch.clear();
+    fetch_watch_all = false;
     int limit = Max(1, Min(max_poll_messages, 100000));
     for (const auto &t : req.topics) {
         std::string name(t.topic);
@@ -867,6 +942,10 @@ FetchOutcome fetch(std::int16_t version, const FetchRequest &req, bool may_wait,
                 room = Min(room, budget - total);
             int rows_wanted = static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(limit, room / 24 + 1)));
             FetchedPartition f = fetch_partition(name.c_str(), p.partition, p.fetch_offset, rows_wanted);
+            if (f.sqlstate == 0 && f.found && OidIsValid(f.root_relid))
+                fetch_watch.push_back({f.root_relid, p.partition, f.lso});
+            else
+                fetch_watch_all = true;
             if (f.sqlstate != 0) {
                 out_p.error_code = f.sqlstate == ERRCODE_INVALID_PARAMETER_VALUE
                                        ? code(ErrorCode::unknown_topic_or_partition)
@@ -948,6 +1027,24 @@ FetchOutcome fetch(std::int16_t version, const FetchRequest &req, bool may_wait,
 
 }  // namespace
 
+void take_fetch_watch(std::vector<FetchWatch> &out, bool *all)
+{
+    out.swap(fetch_watch);
+    *all = fetch_watch_all;
+    fetch_watch.clear();
+    fetch_watch_all = true;  // a later parked request that records nothing: run it on every commit
+}
+
+bool fetch_watch_changed(const std::vector<FetchWatch> &watch)
+{
+    for (const FetchWatch &w : watch) {
+        std::int64_t lso = -1;
+        if (!peek_last_stable_offset(w.root_relid, w.partition, &lso) || lso != w.lso)
+            return true;
+    }
+    return false;
+}
+
 FrameResult handle_frame(std::string_view payload, std::string &out, bool may_wait, int *wait_ms)
 {
     char why[256] = "";
@@ -988,6 +1085,10 @@ FrameResult handle_frame(std::string_view payload, std::string &out, bool may_wa
                     *wait_ms = f->max_wait_ms;
                     return FrameResult::waiting;
                 }
+                return FrameResult::answered;
+            } else if (auto *ip = std::get_if<InitProducerIdRequest>(&req.body)) {
+                append(out, encode_response(req.header.api_key, req.header.api_version, req.header.correlation_id,
+                                            init_producer_id(*ip)));
                 return FrameResult::answered;
             } else if (auto *d = std::get_if<DeleteTopicsRequest>(&req.body)) {
                 append(out, encode_response(req.header.api_key, req.header.api_version, req.header.correlation_id,

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace pgtopic::kafka_server {
 
@@ -38,6 +39,19 @@ const char *advertised_host_name();
 enum class FrameResult { closed, answered, waiting };
 FrameResult handle_frame(std::string_view payload, std::string &out, bool may_wait, int *wait_ms);
 
+// What a parked Fetch waits on: each partition's storage root and the last stable offset it saw.
+// After handle_frame returned waiting, take_fetch_watch hands over what that request recorded
+// (all = true when it must run again on every commit: a partition it could not identify, or a
+// request other than Fetch); fetch_watch_changed tells whether one of the partitions' last
+// stable offsets moved since (shared memory only: no transaction).
+struct FetchWatch {
+    Oid root_relid;
+    std::int32_t partition;
+    std::int64_t lso;
+};
+void take_fetch_watch(std::vector<FetchWatch> &out, bool *all);
+bool fetch_watch_changed(const std::vector<FetchWatch> &watch);
+
 // Produce's PostgreSQL side (kafka_produce.cpp): plain functions that catch PostgreSQL errors
 // themselves. A batch's arrays are palloc'd in the current memory context.
 struct ProduceBatch {
@@ -63,5 +77,32 @@ bool produce_partition(const char *topic, std::int32_t partition, const ProduceB
 // wait for synchronous replication may have been cut short (die or cancel pending): the
 // caller must not acknowledge.
 bool produce_commit(int *sqlstate, char *message, std::size_t message_size, bool *uncertain);
+
+// Idempotent producers (kafka_producers.cpp): plain functions that catch PostgreSQL errors
+// themselves (expire_producers logs them).
+extern int producer_expiration_ms;  // pgtopic.kafka_producer_expiration (0 = never)
+extern int producer_cache_size;     // pgtopic.kafka_producer_cache_size
+void define_producer_settings();
+// InitProducerId: a new producer id, in a transaction of its own (false with the error).
+bool allocate_producer_id(std::int64_t *producer_id, int *sqlstate, char *message, std::size_t message_size);
+// A Produce batch's producer fields (producer_id >= 0: an idempotent producer).
+struct ProducerIds {
+    std::int64_t producer_id;
+    std::int16_t epoch;
+    std::int32_t base_sequence;
+    std::int32_t count;
+};
+// Like produce_partition, in the request's transaction, for a batch with a producer id: checks
+// its sequence (Kafka's rules); a retried duplicate of one of the last 5 batches is not written
+// and *first is its original base offset; refused: *kafka_error (45, 47, 59); written: the
+// records and the producer's new state in one subtransaction; failed: the error, as
+// produce_partition reports it.
+enum class IdempotentOutcome { written, duplicate, refused, failed };
+IdempotentOutcome produce_partition_idempotent(const char *topic, std::int32_t partition, const ProducerIds &ids,
+                                               const ProduceBatch *b, std::int64_t *first, std::int16_t *kafka_error,
+                                               int *sqlstate, char *message, std::size_t message_size);
+// Deletes producer state idle for pgtopic.kafka_producer_expiration, at most once a minute (its
+// own transaction); returns the milliseconds until the next pass is due (-1: never).
+long expire_producers();
 
 }  // namespace pgtopic::kafka_server

@@ -656,6 +656,24 @@ void set_kafka_latch(Latch *latch)
     shared->kafka_latch = latch;
 }
 
+bool peek_last_stable_offset(Oid root_relid, int32 partition, int64 *lso)
+{
+    PartitionKey key{MyDatabaseId, root_relid, partition};
+    bool known = false;
+    LWLockAcquire(shared->hash_lock, LW_SHARED);  // the entry cannot be swept while it is held
+    auto *ps = static_cast<PartitionState *>(hash_search(partition_hash, &key, HASH_FIND, nullptr));
+    if (ps != nullptr) {
+        SpinLockAcquire(&ps->mutex);
+        if (ps->initialized && !ps->dropped) {
+            *lso = dlist_is_empty(&ps->inflight) ? ps->next_offset : slot_of(dlist_head_node(&ps->inflight))->first_offset;
+            known = true;
+        }
+        SpinLockRelease(&ps->mutex);
+    }
+    LWLockRelease(shared->hash_lock);
+    return known;
+}
+
 namespace {
 
 bool this_backend_listens = false;

@@ -133,6 +133,9 @@ void set_maintenance_latch(Latch *latch);
 // The Kafka listener's latch, set like the maintenance worker's when a producer transaction
 // commits (its parked Fetch requests look again).
 void set_kafka_latch(Latch *latch);
+// The partition's last stable offset from shared memory, without a transaction or a catalog
+// read: false when the partition has no initialised entry (or was dropped).
+bool peek_last_stable_offset(Oid root_relid, int32 partition, int64 *lso);
 // LISTEN pgtopic in this backend (the ProcessUtility hook); whether any backend has done so.
 void note_listener();
 // DROP DATABASE succeeded: frees that database's shared-memory entries.

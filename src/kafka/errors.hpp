@@ -35,7 +35,12 @@ enum class ErrorCode : std::int16_t {
     not_controller = 41,
     invalid_request = 42,
     unsupported_for_message_format = 43,
+    out_of_order_sequence_number = 45,
+    duplicate_sequence_number = 46,
+    invalid_producer_epoch = 47,
+    transactional_id_authorization_failed = 53,
     kafka_storage_error = 56,
+    unknown_producer_id = 59,
     unsupported_compression_type = 76,
     invalid_record = 87,
 };

@@ -18,6 +18,7 @@ enum class ApiKey : std::int16_t {
     api_versions = 18,
     create_topics = 19,
     delete_topics = 20,
+    init_producer_id = 22,
 };
 
 struct VersionRange {
@@ -31,7 +32,7 @@ struct VersionRange {
 inline constexpr VersionRange codec_versions[] = {
     {ApiKey::produce, 3, 7, 9},        {ApiKey::fetch, 4, 11, 12},      {ApiKey::list_offsets, 1, 2, 6},
     {ApiKey::metadata, 0, 4, 9},       {ApiKey::api_versions, 0, 3, 3}, {ApiKey::create_topics, 0, 4, 5},
-    {ApiKey::delete_topics, 0, 1, 4},
+    {ApiKey::delete_topics, 0, 1, 4},  {ApiKey::init_producer_id, 0, 1, 2},
 };
 
 // The codec's range for an API key, or nullptr for one it does not know.

@@ -223,6 +223,18 @@ struct DeleteTopicsResponse {
     std::vector<Topic> responses;
 };
 
+// ---- InitProducerId (key 22), v0-1: a producer id for an idempotent producer
+struct InitProducerIdRequest {
+    NullableBytes transactional_id;  // null: idempotent only (pgtopic serves no transactions)
+    std::int32_t transaction_timeout_ms = 0;
+};
+struct InitProducerIdResponse {
+    std::int32_t throttle_time_ms = 0;
+    std::int16_t error_code = 0;
+    std::int64_t producer_id = -1;
+    std::int16_t producer_epoch = -1;
+};
+
 // Body decoders: read exactly one body of the given version (trailing bytes are an error).
 ApiVersionsRequest decode_api_versions_request(Reader &in, std::int16_t version);
 MetadataRequest decode_metadata_request(Reader &in, std::int16_t version);
@@ -231,6 +243,7 @@ FetchRequest decode_fetch_request(Reader &in, std::int16_t version);
 ListOffsetsRequest decode_list_offsets_request(Reader &in, std::int16_t version);
 CreateTopicsRequest decode_create_topics_request(Reader &in, std::int16_t version);
 DeleteTopicsRequest decode_delete_topics_request(Reader &in, std::int16_t version);
+InitProducerIdRequest decode_init_producer_id_request(Reader &in, std::int16_t version);
 
 // Body encoders (no header, no size prefix). An ApiVersions response to a version the codec
 // does not know is encoded as v0 (what Kafka brokers do with UNSUPPORTED_VERSION).
@@ -241,6 +254,7 @@ void encode_fetch_response(Writer &out, std::int16_t version, const FetchRespons
 void encode_list_offsets_response(Writer &out, std::int16_t version, const ListOffsetsResponse &r);
 void encode_create_topics_response(Writer &out, std::int16_t version, const CreateTopicsResponse &r);
 void encode_delete_topics_response(Writer &out, std::int16_t version, const DeleteTopicsResponse &r);
+void encode_init_producer_id_response(Writer &out, std::int16_t version, const InitProducerIdResponse &r);
 
 // Throws DecodeError(unsupported_version) unless version is in the codec's range for key.
 void check_version(ApiKey key, std::int16_t version);
@@ -248,7 +262,7 @@ void check_version(ApiKey key, std::int16_t version);
 // ---- Whole requests and responses
 
 using RequestBody = std::variant<ApiVersionsRequest, MetadataRequest, ProduceRequest, FetchRequest,
-                                 ListOffsetsRequest, CreateTopicsRequest, DeleteTopicsRequest>;
+                                 ListOffsetsRequest, CreateTopicsRequest, DeleteTopicsRequest, InitProducerIdRequest>;
 
 struct Request {
     RequestHeader header;
@@ -261,7 +275,7 @@ struct Request {
 Request decode_request(std::string_view payload, RequestHeader *header_out = nullptr);
 
 using ResponseBody = std::variant<ApiVersionsResponse, MetadataResponse, ProduceResponse, FetchResponse,
-                                  ListOffsetsResponse, CreateTopicsResponse, DeleteTopicsResponse>;
+                                  ListOffsetsResponse, CreateTopicsResponse, DeleteTopicsResponse, InitProducerIdResponse>;
 
 // A complete response frame: size prefix, header for (api_key, api_version), body.
 std::vector<unsigned char> encode_response(std::int16_t api_key, std::int16_t api_version, std::int32_t correlation_id,

@@ -46,6 +46,9 @@ Request decode_request(std::string_view payload, RequestHeader *header_out)
     case ApiKey::delete_topics:
         req.body = decode_delete_topics_request(in, v);
         break;
+    case ApiKey::init_producer_id:
+        req.body = decode_init_producer_id_request(in, v);
+        break;
     default:
         throw DecodeError(ErrorCode::unsupported_version, "unknown API key");
     }
@@ -96,6 +99,10 @@ std::vector<unsigned char> encode_response(std::int16_t api_key, std::int16_t ap
     case ApiKey::delete_topics:
         encode_delete_topics_response(out, api_version,
                                       body_as<DeleteTopicsResponse>(body, ApiKey::delete_topics, api_key));
+        break;
+    case ApiKey::init_producer_id:
+        encode_init_producer_id_response(out, api_version,
+                                         body_as<InitProducerIdResponse>(body, ApiKey::init_producer_id, api_key));
         break;
     default:
         throw EncodeError("unknown API key");

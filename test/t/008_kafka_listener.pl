@@ -157,8 +157,8 @@ for my $i (0 .. $count - 1)
     my ($key, $min, $max) = unpack('n n n', substr($resp, 10 + 6 * $i, 6));
     $ranges{$key} = "$min-$max";
 }
-is_deeply(\%ranges, { 0 => '3-7', 1 => '4-11', 2 => '1-2', 3 => '0-4', 18 => '0-3', 19 => '0-4', 20 => '0-1' },
-    '... listing Produce 3-7, Fetch 4-11, ListOffsets 1-2, Metadata 0-4, ApiVersions 0-3, CreateTopics 0-4, DeleteTopics 0-1');
+is_deeply(\%ranges, { 0 => '3-7', 1 => '4-11', 2 => '1-2', 3 => '0-4', 18 => '0-3', 19 => '0-4', 20 => '0-1', 22 => '0-1' },
+    '... listing Produce 3-7, Fetch 4-11, ListOffsets 1-2, Metadata 0-4, ApiVersions 0-3, CreateTopics 0-4, DeleteTopics 0-1, InitProducerId 0-1');
 # The same connection goes on: ApiVersions v0, then a Metadata v0 for all topics.
 syswrite($s, frame(header(18, 0, 43)));
 $resp = read_frame($s);
