@@ -1,13 +1,15 @@
 // Per-API request and response bodies for the versions pgtopic serves, field for field from
 // Apache Kafka's message definitions (clients/src/main/resources/common/message/*.json):
 //   ApiVersions 0-3 (v3 flexible), Metadata 0-4, Produce 3-7, Fetch 4-11, ListOffsets 1-2,
-//   CreateTopics 0-4, DeleteTopics 0-1 (all non-flexible).
+//   CreateTopics 0-4, DeleteTopics 0-1 (all non-flexible); the consumer-group APIs are in
+//   group_messages.hpp.
 // Requests are decoded (the broker side); responses are encoded. Decoders take the version
 // and throw DecodeError with ErrorCode::unsupported_version outside the range in header.hpp;
 // string_views in decoded requests point into the request frame.
 // Pure C++: no PostgreSQL header may reach this file.
 #pragma once
 
+#include "group_messages.hpp"
 #include "header.hpp"
 #include "wire.hpp"
 
@@ -262,7 +264,11 @@ void check_version(ApiKey key, std::int16_t version);
 // ---- Whole requests and responses
 
 using RequestBody = std::variant<ApiVersionsRequest, MetadataRequest, ProduceRequest, FetchRequest,
-                                 ListOffsetsRequest, CreateTopicsRequest, DeleteTopicsRequest, InitProducerIdRequest>;
+                                 ListOffsetsRequest, CreateTopicsRequest, DeleteTopicsRequest, InitProducerIdRequest,
+                                 // consumer groups (group_messages.hpp)
+                                 FindCoordinatorRequest, JoinGroupRequest, SyncGroupRequest, HeartbeatRequest,
+                                 LeaveGroupRequest, OffsetCommitRequest, OffsetFetchRequest, DescribeGroupsRequest,
+                                 ListGroupsRequest>;
 
 struct Request {
     RequestHeader header;
@@ -275,7 +281,11 @@ struct Request {
 Request decode_request(std::string_view payload, RequestHeader *header_out = nullptr);
 
 using ResponseBody = std::variant<ApiVersionsResponse, MetadataResponse, ProduceResponse, FetchResponse,
-                                  ListOffsetsResponse, CreateTopicsResponse, DeleteTopicsResponse, InitProducerIdResponse>;
+                                  ListOffsetsResponse, CreateTopicsResponse, DeleteTopicsResponse, InitProducerIdResponse,
+                                  // consumer groups (group_messages.hpp)
+                                  FindCoordinatorResponse, JoinGroupResponse, SyncGroupResponse, HeartbeatResponse,
+                                  LeaveGroupResponse, OffsetCommitResponse, OffsetFetchResponse,
+                                  DescribeGroupsResponse, ListGroupsResponse>;
 
 // A complete response frame: size prefix, header for (api_key, api_version), body.
 std::vector<unsigned char> encode_response(std::int16_t api_key, std::int16_t api_version, std::int32_t correlation_id,

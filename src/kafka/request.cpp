@@ -49,6 +49,33 @@ Request decode_request(std::string_view payload, RequestHeader *header_out)
     case ApiKey::init_producer_id:
         req.body = decode_init_producer_id_request(in, v);
         break;
+    case ApiKey::find_coordinator:
+        req.body = decode_find_coordinator_request(in, v);
+        break;
+    case ApiKey::join_group:
+        req.body = decode_join_group_request(in, v);
+        break;
+    case ApiKey::sync_group:
+        req.body = decode_sync_group_request(in, v);
+        break;
+    case ApiKey::heartbeat:
+        req.body = decode_heartbeat_request(in, v);
+        break;
+    case ApiKey::leave_group:
+        req.body = decode_leave_group_request(in, v);
+        break;
+    case ApiKey::offset_commit:
+        req.body = decode_offset_commit_request(in, v);
+        break;
+    case ApiKey::offset_fetch:
+        req.body = decode_offset_fetch_request(in, v);
+        break;
+    case ApiKey::describe_groups:
+        req.body = decode_describe_groups_request(in, v);
+        break;
+    case ApiKey::list_groups:
+        req.body = decode_list_groups_request(in, v);
+        break;
     default:
         throw DecodeError(ErrorCode::unsupported_version, "unknown API key");
     }
@@ -103,6 +130,33 @@ std::vector<unsigned char> encode_response(std::int16_t api_key, std::int16_t ap
     case ApiKey::init_producer_id:
         encode_init_producer_id_response(out, api_version,
                                          body_as<InitProducerIdResponse>(body, ApiKey::init_producer_id, api_key));
+        break;
+    case ApiKey::find_coordinator:
+        encode_find_coordinator_response(out, api_version, body_as<FindCoordinatorResponse>(body, ApiKey::find_coordinator, api_key));
+        break;
+    case ApiKey::join_group:
+        encode_join_group_response(out, api_version, body_as<JoinGroupResponse>(body, ApiKey::join_group, api_key));
+        break;
+    case ApiKey::sync_group:
+        encode_sync_group_response(out, api_version, body_as<SyncGroupResponse>(body, ApiKey::sync_group, api_key));
+        break;
+    case ApiKey::heartbeat:
+        encode_heartbeat_response(out, api_version, body_as<HeartbeatResponse>(body, ApiKey::heartbeat, api_key));
+        break;
+    case ApiKey::leave_group:
+        encode_leave_group_response(out, api_version, body_as<LeaveGroupResponse>(body, ApiKey::leave_group, api_key));
+        break;
+    case ApiKey::offset_commit:
+        encode_offset_commit_response(out, api_version, body_as<OffsetCommitResponse>(body, ApiKey::offset_commit, api_key));
+        break;
+    case ApiKey::offset_fetch:
+        encode_offset_fetch_response(out, api_version, body_as<OffsetFetchResponse>(body, ApiKey::offset_fetch, api_key));
+        break;
+    case ApiKey::describe_groups:
+        encode_describe_groups_response(out, api_version, body_as<DescribeGroupsResponse>(body, ApiKey::describe_groups, api_key));
+        break;
+    case ApiKey::list_groups:
+        encode_list_groups_response(out, api_version, body_as<ListGroupsResponse>(body, ApiKey::list_groups, api_key));
         break;
     default:
         throw EncodeError("unknown API key");

@@ -16,6 +16,68 @@ using namespace pgtopic::kafka;
 
 namespace {
 
+// The consumer-group APIs: echo what the request names (and decode a JoinGroup's consumer
+// subscriptions, as the coordinator does).
+bool answer_group_request(const Request &req, ResponseBody &body)
+{
+    if (std::holds_alternative<FindCoordinatorRequest>(req.body)) {
+        body = FindCoordinatorResponse{0, 0, std::string("x"), 1, "127.0.0.1", 9092};
+    } else if (auto *j = std::get_if<JoinGroupRequest>(&req.body)) {
+        JoinGroupResponse r;
+        r.member_id = std::string(j->member_id);
+        for (const auto &p : j->protocols) {
+            try {
+                for (auto t : consumer_subscription_topics(p.metadata))
+                    r.protocol_name = std::string(t);
+            } catch (const DecodeError &) {
+            }
+            r.members.push_back({std::string(j->member_id), std::string("i"), std::string(p.metadata)});
+        }
+        body = r;
+    } else if (auto *s = std::get_if<SyncGroupRequest>(&req.body)) {
+        SyncGroupResponse r;
+        for (const auto &a : s->assignments)
+            r.assignment = std::string(a.assignment);
+        body = r;
+    } else if (std::holds_alternative<HeartbeatRequest>(req.body)) {
+        body = HeartbeatResponse{};
+    } else if (auto *l = std::get_if<LeaveGroupRequest>(&req.body)) {
+        LeaveGroupResponse r;
+        for (const auto &m : l->members)
+            r.members.push_back({std::string(m.member_id), std::nullopt, 0});
+        body = r;
+    } else if (auto *c = std::get_if<OffsetCommitRequest>(&req.body)) {
+        OffsetCommitResponse r;
+        for (const auto &t : c->topics) {
+            auto &rt = r.topics.emplace_back();
+            rt.name = std::string(t.name);
+            for (const auto &p : t.partitions)
+                rt.partitions.push_back({p.partition_index, 0});
+        }
+        body = r;
+    } else if (auto *f = std::get_if<OffsetFetchRequest>(&req.body)) {
+        OffsetFetchResponse r;
+        if (f->topics)
+            for (const auto &t : *f->topics) {
+                auto &rt = r.topics.emplace_back();
+                rt.name = std::string(t.name);
+                for (auto p : t.partition_indexes)
+                    rt.partitions.push_back({p, -1, -1, std::string("m"), 0});
+            }
+        body = r;
+    } else if (auto *d = std::get_if<DescribeGroupsRequest>(&req.body)) {
+        DescribeGroupsResponse r;
+        for (auto g : d->groups)
+            r.groups.push_back({0, std::string(g), "Empty", "consumer", "", {{"m", std::nullopt, "c", "/h", "", ""}}, 0});
+        body = r;
+    } else if (std::holds_alternative<ListGroupsRequest>(req.body)) {
+        body = ListGroupsResponse{0, 0, {{"g", "consumer"}}};
+    } else {
+        return false;
+    }
+    return true;
+}
+
 // Answers a decoded request the way a broker would shape it, echoing names and counts, so the
 // encoders run on every version the decoder accepted.
 void answer(const Request &req)
@@ -81,7 +143,7 @@ void answer(const Request &req)
         for (auto name : d->topic_names)
             r.responses.push_back({std::string(name), 0});
         body = r;
-    } else {
+    } else if (!answer_group_request(req, body)) {
         ApiVersionsResponse r;
         for (const VersionRange &range : codec_versions)
             r.api_keys.push_back({static_cast<std::int16_t>(range.key), range.min, range.max});
