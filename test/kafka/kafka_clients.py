@@ -14,20 +14,13 @@ Fails on any difference or a crash in the server log.
 """
 import argparse
 import os
-import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
-from throwaway_server import ThrowawayServer, as_postgres, connect_with_extension, crash_lines  # noqa: E402
-
-failures = []
-
-
-def check(name, ok, got=None):
-    print(('ok   ' if ok else 'FAIL ') + name + ('' if ok else f': got {got!r}'))
-    if not ok:
-        failures.append(name)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from throwaway_server import crash_lines  # noqa: E402
+from kafka_test_server import check, failures, produce_through_kills, start_with_listener, stored_values  # noqa: E402
 
 
 def main():
@@ -44,24 +37,12 @@ def main():
         print(f'kafka_clients: skipped ({e}; scripts/setup installs python3-kafka and python3-confluent-kafka)')
         return 0
 
-    server = ThrowawayServer(args.bindir, args.dir, args.port, settings="pgtopic.database = 'postgres'\n")
-    server.start()
+    server = start_with_listener(args, ["SELECT pgtopic.create_topic('orders', 3)",
+                                        "SELECT pgtopic.produce('orders', 'a'::text, partition => 0)",
+                                        "SELECT pgtopic.produce('orders', 'b'::text, partition => 0)"])
     try:
-        conn = connect_with_extension(server.dsn)
-        cur = conn.cursor()
-        cur.execute("CREATE ROLE kafka_client LOGIN")
-        cur.execute("GRANT pgtopic_admin TO kafka_client")
-        cur.execute("SELECT pgtopic.create_topic('orders', 3)")
-        cur.execute("SELECT pgtopic.produce('orders', 'a'::text, partition => 0)")
-        cur.execute("SELECT pgtopic.produce('orders', 'b'::text, partition => 0)")
-        conn.close()
-        with open(os.path.join(server.data, 'postgresql.conf'), 'a') as f:
-            f.write(f"pgtopic.kafka_listen_addresses = '127.0.0.1'\npgtopic.kafka_port = {args.kafka_port}\n"
-                    "pgtopic.kafka_role = 'kafka_client'\n")
-        subprocess.run(as_postgres([os.path.join(args.bindir, 'pg_ctl'), '-D', server.data, '-l', server.log, '-w',
-                                    'restart']), check=True, stdout=subprocess.DEVNULL)
         run_clients(f'127.0.0.1:{args.kafka_port}', server.dsn, server.log)
-        crash_test(f'127.0.0.1:{args.kafka_port}', server, args.bindir)
+        crash_test(server, args.bindir, f'127.0.0.1:{args.kafka_port}')
         lines, _ = crash_lines(server.log)
         check('no crash in the server log', not lines, lines)
     finally:
@@ -334,63 +315,26 @@ def produce_and_fetch(broker, dsn, log_path):
     conn.close()
 
 
-def crash_test(broker, server, bindir):
+def crash_test(server, bindir, broker):
     """SIGKILL the postmaster while a librdkafka producer (acks=all) runs; after the restart every
     acknowledged message is stored exactly once."""
-    import signal
-    import threading
     import psycopg2
-    from confluent_kafka import Producer
 
     conn = psycopg2.connect(server.dsn)
     conn.autocommit = True
     conn.cursor().execute("SELECT pgtopic.create_topic('crash', 3)")
     conn.close()
-    acked, failed = [], []
-
-    def on_delivery(err, m):
-        (failed if err is not None else acked).append(m.value())
-
-    p = Producer({'bootstrap.servers': broker, 'acks': 'all', 'linger.ms': 5, 'message.timeout.ms': 60000,
-                  'retry.backoff.ms': 200, 'reconnect.backoff.max.ms': 1000, 'log_level': 0})
-    stop = threading.Event()
-
-    def run():
-        i = 0
-        while not stop.is_set():
-            try:
-                p.produce('crash', value=b'm-%d' % i, partition=i % 3, on_delivery=on_delivery)
-                i += 1
-            except BufferError:
-                pass
-            p.poll(0.001)
-
-    t = threading.Thread(target=run)
-    t.start()
-    time.sleep(1.5)
-    with open(os.path.join(server.data, 'postmaster.pid')) as f:
-        pid = int(f.readline())
-    before = len(acked)
-    os.kill(pid, signal.SIGKILL)
-    time.sleep(2)  # the children notice the postmaster's death and exit
-    subprocess.run(as_postgres([os.path.join(bindir, 'pg_ctl'), '-D', server.data, '-l', server.log, '-w',
-                                'start']), check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)  # "another server might be running": the stale pid file
-    time.sleep(2)
-    stop.set()
-    t.join()
-    p.flush(60)
-    conn = psycopg2.connect(server.dsn)
-    cur = conn.cursor()
+    acked, failed, _, before, _ = produce_through_kills(
+        server, bindir, {'bootstrap.servers': broker, 'acks': 'all', 'linger.ms': 5, 'message.timeout.ms': 60000,
+                         'retry.backoff.ms': 200, 'reconnect.backoff.max.ms': 1000, 'log_level': 0},
+        'crash', 3, kills=1, warmup_s=1.5, settle_s=2, flush_s=60)
     stored = {}
-    for part in range(3):
-        cur.execute("SELECT value FROM pgtopic.fetch('crash', %s, 0, 100000)", (part,))
-        for (v,) in cur.fetchall():
-            stored[bytes(v)] = stored.get(bytes(v), 0) + 1
-    conn.close()
+    for values in stored_values(server.dsn, 'crash', 3).values():
+        for v in values:
+            stored[v] = stored.get(v, 0) + 1
     missing = [v for v in acked if v not in stored]
     twice = [v for v in acked if stored.get(v, 0) > 1]
-    check(f'crash: {len(acked)} acknowledged ({before} before the SIGKILL), every one stored', before > 0 and
+    check(f'crash: {len(acked)} acknowledged ({before[0]} before the SIGKILL), every one stored', before[0] > 0 and
           not missing and not failed, (len(missing), missing[:3], failed[:3]))
     check('crash: ... exactly once', not twice, twice[:5])
 

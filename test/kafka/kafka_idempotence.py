@@ -14,29 +14,16 @@ in per-partition order; kafka-python 2.0.2 and kcat without idempotence keep wor
 import argparse
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from throwaway_server import ThrowawayServer, as_postgres, connect_with_extension, crash_lines  # noqa: E402
+from throwaway_server import crash_lines  # noqa: E402
+from kafka_test_server import (check, failures, pg_ctl, produce_through_kills, start_with_listener,  # noqa: E402
+                               stored_values)
 import kafka_raw  # noqa: E402
-
-failures = []
-
-
-def check(name, ok, got=None):
-    print(('ok   ' if ok else 'FAIL ') + name + ('' if ok else f': got {got!r}'))
-    if not ok:
-        failures.append(name)
-
-
-def pg_ctl(server, bindir, *args):
-    subprocess.run(as_postgres([os.path.join(bindir, 'pg_ctl'), '-D', server.data, '-l', server.log, '-w'] +
-                               list(args)), check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def connect_kafka(port, tries=100):
@@ -81,19 +68,8 @@ def main():
     ap.add_argument('--port', type=int, default=54620)
     ap.add_argument('--kafka-port', type=int, default=19097)
     args = ap.parse_args()
-    server = ThrowawayServer(args.bindir, args.dir, args.port, settings="pgtopic.database = 'postgres'\n")
-    server.start()
+    server = start_with_listener(args, ["SELECT pgtopic.create_topic('idem', 2)"])
     try:
-        conn = connect_with_extension(server.dsn)
-        cur = conn.cursor()
-        cur.execute("CREATE ROLE kafka_client LOGIN")
-        cur.execute("GRANT pgtopic_admin TO kafka_client")
-        cur.execute("SELECT pgtopic.create_topic('idem', 2)")
-        conn.close()
-        with open(os.path.join(server.data, 'postgresql.conf'), 'a') as f:
-            f.write(f"pgtopic.kafka_listen_addresses = '127.0.0.1'\npgtopic.kafka_port = {args.kafka_port}\n"
-                    "pgtopic.kafka_role = 'kafka_client'\n")
-        pg_ctl(server, args.bindir, 'restart')
         raw_tests(args, server)
         client_crash_test(f'127.0.0.1:{args.kafka_port}', server, args.bindir)
         plain_clients(f'127.0.0.1:{args.kafka_port}', server.dsn)
@@ -228,65 +204,24 @@ def raw_tests(args, server):
 def client_crash_test(broker, server, bindir):
     """SIGKILL the postmaster while an idempotent librdkafka producer runs; after the restart every
     acknowledged message is stored exactly once, in the order produced on its partition."""
-    from confluent_kafka import Producer
-
     sql(server.dsn, "SELECT pgtopic.create_topic('idem_crash', 3)")
-    acked, failed = [], []
-
-    def on_delivery(err, m):
-        (failed if err is not None else acked).append(m.value())
-
-    p = Producer({'bootstrap.servers': broker, 'enable.idempotence': True, 'linger.ms': 5,
-                  'message.timeout.ms': 120000, 'retry.backoff.ms': 200, 'reconnect.backoff.max.ms': 1000,
-                  'log_level': 0})
-    stop = threading.Event()
-    produced = [0]
-
-    def run():
-        i = 0
-        while not stop.is_set():
-            try:
-                p.produce('idem_crash', value=b'm-%d' % i, partition=i % 3, on_delivery=on_delivery)
-                i += 1
-            except BufferError:
-                pass
-            p.poll(0.001)
-        produced[0] = i
-
-    t = threading.Thread(target=run)
-    t.start()
-    time.sleep(2)
-    rounds = []
-    for _ in range(2):
-        with open(os.path.join(server.data, 'postmaster.pid')) as f:
-            pid = int(f.readline())
-        rounds.append(len(acked))
-        os.kill(pid, signal.SIGKILL)
-        time.sleep(2)  # the children notice the postmaster's death and exit
-        subprocess.run(as_postgres([os.path.join(bindir, 'pg_ctl'), '-D', server.data, '-l', server.log, '-w',
-                                    'start']), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(3)
-    stop.set()
-    t.join()
-    left = p.flush(120)
-    import psycopg2
-    conn = psycopg2.connect(server.dsn)
-    cur = conn.cursor()
+    acked, failed, produced, rounds, left = produce_through_kills(
+        server, bindir, {'bootstrap.servers': broker, 'enable.idempotence': True, 'linger.ms': 5,
+                         'message.timeout.ms': 120000, 'retry.backoff.ms': 200, 'reconnect.backoff.max.ms': 1000,
+                         'log_level': 0},
+        'idem_crash', 3, kills=2, warmup_s=2, settle_s=3, flush_s=120)
     stored, order_ok = {}, True
-    for part in range(3):
-        cur.execute("SELECT value FROM pgtopic.fetch('idem_crash', %s, 0, 100000)", (part,))
+    for part, values in stored_values(server.dsn, 'idem_crash', 3).items():
         last = -1
-        for (v,) in cur.fetchall():
-            v = bytes(v)
+        for v in values:
             stored[v] = stored.get(v, 0) + 1
             n = int(v[2:])
             if n % 3 != part or n <= last:
                 order_ok = False
             last = n
-    conn.close()
     missing = [v for v in acked if v not in stored]
     twice = [v for v, n in stored.items() if n > 1]
-    check(f'idempotent producer through 2 SIGKILLs: {len(acked)} of {produced[0]} acknowledged (at the kills: '
+    check(f'idempotent producer through 2 SIGKILLs: {len(acked)} of {produced} acknowledged (at the kills: '
           f'{rounds}), every one stored', rounds[0] > 0 and not missing and not failed and left == 0,
           (len(missing), missing[:3], failed[:3], left))
     check(f'... exactly once ({len(stored)} distinct stored)', not twice, twice[:5])

@@ -11,22 +11,14 @@ server with log_min_messages = debug1:
 import argparse
 import os
 import re
-import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from throwaway_server import ThrowawayServer, as_postgres, connect_with_extension, crash_lines  # noqa: E402
+from throwaway_server import crash_lines  # noqa: E402
+from kafka_test_server import check, failures, start_with_listener  # noqa: E402
 import kafka_raw  # noqa: E402
-
-failures = []
-
-
-def check(name, ok, got=None):
-    print(('ok   ' if ok else 'FAIL ') + name + ('' if ok else f': got {got!r}'))
-    if not ok:
-        failures.append(name)
 
 
 def connect_kafka(port, tries=100):
@@ -54,22 +46,10 @@ def main():
     ap.add_argument('--fetches', type=int, default=50)
     ap.add_argument('--commits', type=int, default=1000)
     args = ap.parse_args()
-    server = ThrowawayServer(args.bindir, args.dir, args.port, settings="pgtopic.database = 'postgres'\n")
-    server.start()
+    server = start_with_listener(args, ["SELECT pgtopic.create_topic('idle', 1)",
+                                        "SELECT pgtopic.create_topic('busy', 1)"],
+                                 "pgtopic.kafka_max_connections = 1000\nlog_min_messages = debug1\n")
     try:
-        conn = connect_with_extension(server.dsn)
-        cur = conn.cursor()
-        cur.execute("CREATE ROLE kafka_client LOGIN")
-        cur.execute("GRANT pgtopic_admin TO kafka_client")
-        cur.execute("SELECT pgtopic.create_topic('idle', 1)")
-        cur.execute("SELECT pgtopic.create_topic('busy', 1)")
-        conn.close()
-        with open(os.path.join(server.data, 'postgresql.conf'), 'a') as f:
-            f.write(f"pgtopic.kafka_listen_addresses = '127.0.0.1'\npgtopic.kafka_port = {args.kafka_port}\n"
-                    "pgtopic.kafka_role = 'kafka_client'\npgtopic.kafka_max_connections = 1000\n"
-                    "log_min_messages = debug1\n")
-        subprocess.run(as_postgres([os.path.join(args.bindir, 'pg_ctl'), '-D', server.data, '-l', server.log, '-w',
-                                    'restart']), check=True, stdout=subprocess.DEVNULL)
         parked_fetches(args, server)
         lines, _ = crash_lines(server.log)
         check('no crash in the server log', not lines, lines)
