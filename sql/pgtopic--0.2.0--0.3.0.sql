@@ -197,6 +197,10 @@ BEGIN
             value       bytea,
             headers     jsonb,
             produced_at timestamptz NOT NULL,
+            created_at  timestamptz,
+            key_bytes   bytea,
+            header_keys text[],
+            header_values bytea[],
             PRIMARY KEY ("partition", msg_offset)
         ) PARTITION BY LIST ("partition")$ddl$, format('topic_%s', v_id));
 
@@ -587,3 +591,50 @@ CREATE TRIGGER topic_producers_deleted AFTER DELETE ON pgtopic.catalog_topics
 REVOKE ALL ON TABLE pgtopic.catalog_kafka_producers FROM PUBLIC;
 REVOKE ALL ON SEQUENCE pgtopic.kafka_producer_id_seq FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgtopic._topic_producers_deleted() FROM PUBLIC;
+
+-- Storage fidelity (since 0.3.0; docs/sql-api.md, "Records"): every topic's table gains the
+-- columns that keep what a Kafka client sent byte for byte. Nullable columns without defaults:
+-- no table is rewritten, existing messages keep their text key and jsonb headers.
+DO $$
+DECLARE
+    t record;
+BEGIN
+    FOR t IN SELECT topic_id FROM pgtopic.catalog_topics ORDER BY topic_id LOOP
+        EXECUTE format('ALTER TABLE pgtopic_data.%I ADD COLUMN created_at timestamptz, ADD COLUMN key_bytes bytea, '
+                       'ADD COLUMN header_keys text[], ADD COLUMN header_values bytea[]', format('topic_%s', t.topic_id));
+    END LOOP;
+END $$;
+
+-- Messages as Kafka clients send them (since 0.3.0): a binary key, headers in order with
+-- duplicates and null values (header_keys[i], header_values[i]), the client's timestamp.
+-- Keyed by the key's bytes (Kafka's murmur2 of them); docs/sql-api.md, "Records".
+CREATE FUNCTION pgtopic.key_partition(key bytea, partitions integer) RETURNS integer
+    AS 'MODULE_PATHNAME', 'pgtopic_key_partition_bytes' LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
+
+CREATE FUNCTION pgtopic.produce_record(topic text, value bytea, key bytea DEFAULT NULL,
+                                       header_keys text[] DEFAULT NULL, header_values bytea[] DEFAULT NULL,
+                                       "partition" integer DEFAULT NULL, created_at timestamptz DEFAULT NULL)
+    RETURNS TABLE ("partition" integer, msg_offset bigint)
+    AS 'MODULE_PATHNAME', 'pgtopic_produce_record' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION pgtopic.fetch_records(topic text, "partition" integer, from_offset bigint,
+                                      max_messages integer DEFAULT 100, wait_ms integer DEFAULT 0)
+    RETURNS TABLE ("partition" integer, msg_offset bigint, key bytea, value bytea,
+                   header_keys text[], header_values bytea[], created_at timestamptz, produced_at timestamptz)
+    AS 'MODULE_PATHNAME', 'pgtopic_fetch_records' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION pgtopic.consume_records(topic text, group_name text, max_messages integer DEFAULT 100,
+                                        wait_ms integer DEFAULT 0, member_id text DEFAULT NULL)
+    RETURNS TABLE ("partition" integer, msg_offset bigint, key bytea, value bytea,
+                   header_keys text[], header_values bytea[], created_at timestamptz, produced_at timestamptz)
+    AS 'MODULE_PATHNAME', 'pgtopic_consume_records' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+REVOKE ALL ON FUNCTION pgtopic.key_partition(bytea, integer),
+    pgtopic.produce_record(text, bytea, bytea, text[], bytea[], integer, timestamptz),
+    pgtopic.fetch_records(text, integer, bigint, integer, integer),
+    pgtopic.consume_records(text, text, integer, integer, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pgtopic.key_partition(bytea, integer) TO pgtopic_admin, pgtopic_producer, pgtopic_consumer;
+GRANT EXECUTE ON FUNCTION pgtopic.produce_record(text, bytea, bytea, text[], bytea[], integer, timestamptz)
+   TO pgtopic_admin, pgtopic_producer;
+GRANT EXECUTE ON FUNCTION pgtopic.fetch_records(text, integer, bigint, integer, integer),
+    pgtopic.consume_records(text, text, integer, integer, text)
+   TO pgtopic_admin, pgtopic_consumer;

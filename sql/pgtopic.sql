@@ -236,6 +236,30 @@ CREATE FUNCTION pgtopic.fetch_json(topic text, "partition" integer, from_offset 
                    headers jsonb, produced_at timestamptz, error text, raw bytea)
     AS 'MODULE_PATHNAME', 'pgtopic_fetch_json' LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
+-- Messages as Kafka clients send them (since 0.3.0): a binary key, headers in order with
+-- duplicates and null values (header_keys[i], header_values[i]), the client's timestamp.
+-- Keyed by the key's bytes (Kafka's murmur2 of them); docs/sql-api.md, "Records".
+CREATE FUNCTION pgtopic.key_partition(key bytea, partitions integer) RETURNS integer
+    AS 'MODULE_PATHNAME', 'pgtopic_key_partition_bytes' LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
+
+CREATE FUNCTION pgtopic.produce_record(topic text, value bytea, key bytea DEFAULT NULL,
+                                       header_keys text[] DEFAULT NULL, header_values bytea[] DEFAULT NULL,
+                                       "partition" integer DEFAULT NULL, created_at timestamptz DEFAULT NULL)
+    RETURNS TABLE ("partition" integer, msg_offset bigint)
+    AS 'MODULE_PATHNAME', 'pgtopic_produce_record' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION pgtopic.fetch_records(topic text, "partition" integer, from_offset bigint,
+                                      max_messages integer DEFAULT 100, wait_ms integer DEFAULT 0)
+    RETURNS TABLE ("partition" integer, msg_offset bigint, key bytea, value bytea,
+                   header_keys text[], header_values bytea[], created_at timestamptz, produced_at timestamptz)
+    AS 'MODULE_PATHNAME', 'pgtopic_fetch_records' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION pgtopic.consume_records(topic text, group_name text, max_messages integer DEFAULT 100,
+                                        wait_ms integer DEFAULT 0, member_id text DEFAULT NULL)
+    RETURNS TABLE ("partition" integer, msg_offset bigint, key bytea, value bytea,
+                   header_keys text[], header_values bytea[], created_at timestamptz, produced_at timestamptz)
+    AS 'MODULE_PATHNAME', 'pgtopic_consume_records' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
 -- Topic administration and rights (src/privileges.cpp): the caller's rights are checked in C,
 -- then the internal PL/pgSQL below runs as the extension's owner.
 CREATE FUNCTION pgtopic.create_topic(topic text, partitions integer DEFAULT 1,
@@ -445,6 +469,10 @@ BEGIN
             value       bytea,
             headers     jsonb,
             produced_at timestamptz NOT NULL,
+            created_at  timestamptz,
+            key_bytes   bytea,
+            header_keys text[],
+            header_values bytea[],
             PRIMARY KEY ("partition", msg_offset)
         ) PARTITION BY LIST ("partition")$ddl$, format('topic_%s', v_id));
 
@@ -765,6 +793,13 @@ GRANT EXECUTE ON FUNCTION
    TO pgtopic_admin, pgtopic_consumer;
 
 GRANT EXECUTE ON FUNCTION pgtopic.maintenance_status() TO pgtopic_admin;
+
+GRANT EXECUTE ON FUNCTION pgtopic.key_partition(bytea, integer) TO pgtopic_admin, pgtopic_producer, pgtopic_consumer;
+GRANT EXECUTE ON FUNCTION pgtopic.produce_record(text, bytea, bytea, text[], bytea[], integer, timestamptz)
+   TO pgtopic_admin, pgtopic_producer;
+GRANT EXECUTE ON FUNCTION pgtopic.fetch_records(text, integer, bigint, integer, integer),
+    pgtopic.consume_records(text, text, integer, integer, text)
+   TO pgtopic_admin, pgtopic_consumer;
 
 -- alter/drop/grant/revoke check the admin right on the topic itself (pgtopic_admin or a per-topic grant)
 GRANT EXECUTE ON FUNCTION

@@ -8,6 +8,7 @@ extern "C" {
 #include "common/jsonapi.h"
 #include "mb/pg_wchar.h"
 #include "utils/jsonb.h"
+#include "utils/numeric.h"
 }
 
 namespace pgtopic {
@@ -66,6 +67,92 @@ void convert_value(Datum value, ValueAs as, Datum *out, bool *out_null, Datum *e
 }
 
 }  // namespace
+
+Datum headers_jsonb_from_arrays(Datum keys, Datum values)
+{
+    Datum *k, *v;
+    bool *kn, *vn;
+    int nk, nv;
+    deconstruct_array(DatumGetArrayTypeP(keys), TEXTOID, -1, false, TYPALIGN_INT, &k, &kn, &nk);
+    deconstruct_array(DatumGetArrayTypeP(values), BYTEAOID, -1, false, TYPALIGN_INT, &v, &vn, &nv);
+    JsonbParseState *state = nullptr;
+    (void) pushJsonbValue(&state, WJB_BEGIN_OBJECT, nullptr);
+    for (int i = 0; i < Min(nk, nv); i++) {
+        if (kn[i])
+            continue;
+        text *key = DatumGetTextPP(k[i]);
+        JsonbValue jk;
+        jk.type = jbvString;
+        jk.val.string.val = VARDATA_ANY(key);
+        jk.val.string.len = VARSIZE_ANY_EXHDR(key);
+        (void) pushJsonbValue(&state, WJB_KEY, &jk);
+        JsonbValue jv;
+        jv.type = jbvNull;
+        if (!vn[i]) {
+            bytea *b = DatumGetByteaPP(v[i]);
+            const char *data = VARDATA_ANY(b);
+            int len = VARSIZE_ANY_EXHDR(b);
+            if (pg_verify_mbstr(GetDatabaseEncoding(), data, len, true)) {
+                jv.type = jbvString;
+                jv.val.string.val = const_cast<char *>(data);
+                jv.val.string.len = len;
+            }
+        }
+        (void) pushJsonbValue(&state, WJB_VALUE, &jv);
+    }
+    JsonbValue *object = pushJsonbValue(&state, WJB_END_OBJECT, nullptr);
+    return JsonbPGetDatum(JsonbValueToJsonb(object));
+}
+
+void header_arrays_from_jsonb(Datum headers, Datum *keys, Datum *values)
+{
+    Jsonb *jb = DatumGetJsonbP(headers);
+    int n = JB_ROOT_IS_OBJECT(jb) ? static_cast<int>(JB_ROOT_COUNT(jb)) : 0;
+    Datum *k = static_cast<Datum *>(palloc(sizeof(Datum) * Max(n, 1)));
+    Datum *v = static_cast<Datum *>(palloc(sizeof(Datum) * Max(n, 1)));
+    bool *vn = static_cast<bool *>(palloc0(sizeof(bool) * Max(n, 1)));
+    int count = 0;
+    if (n > 0) {
+        JsonbIterator *it = JsonbIteratorInit(&jb->root);
+        JsonbValue jv;
+        JsonbIteratorToken token;
+        while ((token = JsonbIteratorNext(&it, &jv, true)) != WJB_DONE) {
+            if (token == WJB_KEY && count < n) {
+                k[count] = PointerGetDatum(cstring_to_text_with_len(jv.val.string.val, jv.val.string.len));
+            } else if (token == WJB_VALUE && count < n) {
+                // As jsonb_each_text: a string unquoted, null as NULL, anything else as JSON text.
+                const char *text_value = nullptr;
+                int len = 0;
+                if (jv.type == jbvNull) {
+                    vn[count] = true;
+                } else if (jv.type == jbvString) {
+                    text_value = jv.val.string.val;
+                    len = jv.val.string.len;
+                } else if (jv.type == jbvNumeric) {
+                    text_value = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(jv.val.numeric)));
+                    len = static_cast<int>(strlen(text_value));
+                } else if (jv.type == jbvBool) {
+                    text_value = jv.val.boolean ? "true" : "false";
+                    len = static_cast<int>(strlen(text_value));
+                } else {  // a nested object or array
+                    text_value = JsonbToCString(nullptr, jv.val.binary.data, jv.val.binary.len);
+                    len = static_cast<int>(strlen(text_value));
+                }
+                if (!vn[count]) {
+                    bytea *b = static_cast<bytea *>(palloc(VARHDRSZ + len));
+                    SET_VARSIZE(b, VARHDRSZ + len);
+                    memcpy(VARDATA(b), text_value, len);
+                    v[count] = PointerGetDatum(b);
+                }
+                count++;
+            }
+        }
+    }
+    *keys = PointerGetDatum(construct_array(k, count, TEXTOID, -1, false, TYPALIGN_INT));
+    int dims[1] = {count};
+    int lbs[1] = {1};
+    *values = PointerGetDatum(construct_md_array(v, vn, count > 0 ? 1 : 0, dims, lbs, BYTEAOID, -1, false, TYPALIGN_INT));
+}
 
 TupleDesc stored_row_desc_for(ValueAs as, TupleDesc result_desc)
 {

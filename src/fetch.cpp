@@ -6,10 +6,13 @@
 namespace pgtopic {
 namespace {
 
-constexpr int N_COLUMNS = 6;  // partition, msg_offset, key, value, headers, produced_at
-constexpr int COL_OFFSET = 1;
-constexpr int COL_KEY = 2;
-constexpr int COL_HEADERS = 4;
+// The two result shapes a read appends (StoredColumn in pgtopic.hpp is the stored one):
+//  - text keys (fetch, consume and the converting readers' stored rows): partition, msg_offset,
+//    key text, value bytea, headers jsonb, produced_at;
+//  - records (fetch_records, consume_records): partition, msg_offset, key bytea, value bytea,
+//    header_keys text[], header_values bytea[], created_at, produced_at.
+constexpr int TEXT_KEY_COLUMNS = 6;
+constexpr int RECORD_COLUMNS = 8;
 
 // Bytes a poll may still return (begin_poll): keys, values and headers as the caller gets them,
 // i.e. decompressed. A poll returns at least one message.
@@ -27,29 +30,60 @@ void log_row(int64 offset)
         row_log[row_log_count++] = offset;
 }
 
-// What one row costs the poll's budget: its key, value and headers as returned (raw size of a
+// What one row costs the poll's budget: its key, value and headers as stored (raw size of a
 // compressed or out-of-line datum, read from its header without decompressing it).
 int64 returned_bytes(const Datum *values, const bool *nulls)
 {
+    static const int counted[] = {COL_KEY, COL_VALUE, COL_HEADERS, COL_KEY_BYTES, COL_HEADER_KEYS, COL_HEADER_VALUES};
     int64 bytes = 0;
-    for (int i = COL_KEY; i <= COL_HEADERS; i++)
+    for (int i : counted)
         if (!nulls[i])
             bytes += static_cast<int64>(toast_raw_datum_size(values[i]));
     return bytes;
 }
 
-// True when a segment's rows have exactly the result's columns (so a stored tuple can be
-// copied into the result as it is).
-bool same_columns(TupleDesc stored, TupleDesc result)
+// A stored row (values fetched in line) in the result's shape; *derived: out[derived_at] was
+// made here (the caller frees it).
+void shape_row(const Datum *sv, const bool *sn, int result_natts, Datum *out, bool *on, int *derived_at)
 {
-    if (stored->natts != N_COLUMNS || result->natts != N_COLUMNS)
-        return false;
-    for (int i = 0; i < N_COLUMNS; i++) {
-        Form_pg_attribute a = TupleDescAttr(stored, i), b = TupleDescAttr(result, i);
-        if (a->attisdropped || b->attisdropped || a->atttypid != b->atttypid)
-            return false;
+    *derived_at = -1;
+    out[0] = sv[COL_PARTITION];
+    on[0] = sn[COL_PARTITION];
+    out[1] = sv[COL_OFFSET];
+    on[1] = sn[COL_OFFSET];
+    out[3] = sv[COL_VALUE];
+    on[3] = sn[COL_VALUE];
+    if (result_natts == TEXT_KEY_COLUMNS) {
+        out[2] = sv[COL_KEY];  // NULL for a key that is not text (it is in key_bytes)
+        on[2] = sn[COL_KEY];
+        out[4] = sv[COL_HEADERS];
+        on[4] = sn[COL_HEADERS];
+        if (sn[COL_HEADERS] && !sn[COL_HEADER_KEYS] && !sn[COL_HEADER_VALUES]) {
+            out[4] = headers_jsonb_from_arrays(sv[COL_HEADER_KEYS], sv[COL_HEADER_VALUES]);
+            on[4] = false;
+            *derived_at = 4;
+        }
+        out[5] = sv[COL_PRODUCED_AT];
+        on[5] = sn[COL_PRODUCED_AT];
+        return;
     }
-    return true;
+    // text and bytea share their varlena layout: a text key is returned as its bytes.
+    bool bytes_key = !sn[COL_KEY_BYTES];
+    out[2] = bytes_key ? sv[COL_KEY_BYTES] : sv[COL_KEY];
+    on[2] = bytes_key ? false : sn[COL_KEY];
+    out[4] = sv[COL_HEADER_KEYS];
+    on[4] = sn[COL_HEADER_KEYS];
+    out[5] = sv[COL_HEADER_VALUES];
+    on[5] = sn[COL_HEADER_VALUES];
+    if (on[4] && !sn[COL_HEADERS]) {
+        header_arrays_from_jsonb(sv[COL_HEADERS], &out[4], &out[5]);
+        on[4] = on[5] = false;
+        *derived_at = 4;
+    }
+    out[6] = sv[COL_CREATED_AT];
+    on[6] = sn[COL_CREATED_AT];
+    out[7] = sv[COL_PRODUCED_AT];
+    on[7] = sn[COL_PRODUCED_AT];
 }
 
 // Appends rows [from, below) of one segment to the result; returns how many.
@@ -76,45 +110,57 @@ int64 read_segment(Oid leaf, int32 partition, int64 from, int64 below, int64 lim
     index_rescan(scan, keys, 3, nullptr, 0);
     TupleTableSlot *slot = table_slot_create(rel, nullptr);
 
-    const bool same_shape = same_columns(RelationGetDescr(rel), rsinfo->setDesc);
+    const int result_natts = rsinfo->setDesc->natts;
+    const int stored_natts = RelationGetDescr(rel)->natts;  // 6 until ALTER EXTENSION pgtopic UPDATE
+    if ((stored_natts != N_STORED_COLUMNS && stored_natts != N_STORED_COLUMNS_BEFORE_030) ||
+        (result_natts != TEXT_KEY_COLUMNS && result_natts != RECORD_COLUMNS))
+        ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED),
+                        errmsg("segment \"%s\" has %d columns, not pgtopic's %d", RelationGetRelationName(rel),
+                               stored_natts, static_cast<int>(N_STORED_COLUMNS))));
     int64 count = 0;
-    Datum values[N_COLUMNS];
-    bool nulls[N_COLUMNS];
+    Datum values[N_STORED_COLUMNS];
+    bool nulls[N_STORED_COLUMNS];
+    Datum out[RECORD_COLUMNS];
+    bool out_nulls[RECORD_COLUMNS];
     while (count < limit && (poll_bytes_left > 0 || !poll_returned_any) &&
            index_getnext_slot(scan, ForwardScanDirection, slot)) {
-        // Fast path: the stored row goes into the result as one copy, without being taken apart
-        // and formed again (nothing of it is stored out of line).
-        if (same_shape && !HeapTupleHasExternal(ExecFetchSlotHeapTuple(slot, false, nullptr))) {
-            slot_getsomeattrs(slot, COL_HEADERS + 1);
-            tuplestore_puttupleslot(rsinfo->setResult, slot);
-            *last_offset = DatumGetInt64(slot->tts_values[COL_OFFSET]);
-            log_row(*last_offset);
-            poll_bytes_left -= returned_bytes(slot->tts_values, slot->tts_isnull);
-            poll_returned_any = true;
-            count++;
-            continue;
-        }
         slot_getallattrs(slot);
-        bool fetched[N_COLUMNS] = {};
-        for (int i = 0; i < N_COLUMNS; i++) {
+        bool fetched[N_STORED_COLUMNS] = {};
+        bool any_fetched = false;
+        for (int i = 0; i < N_STORED_COLUMNS; i++) {
+            if (i >= stored_natts) {
+                values[i] = Datum(0);
+                nulls[i] = true;
+                continue;
+            }
             values[i] = slot->tts_values[i];
             nulls[i] = slot->tts_isnull[i];
             // Out-of-line values are fetched now, while the snapshot is registered.
             fetched[i] = !nulls[i] && i > COL_OFFSET && TupleDescAttr(slot->tts_tupleDescriptor, i)->attlen == -1 &&
                          VARATT_IS_EXTERNAL(DatumGetPointer(values[i]));
-            if (fetched[i])
+            if (fetched[i]) {
                 values[i] = PointerGetDatum(detoast_external_attr(reinterpret_cast<struct varlena *>(DatumGetPointer(values[i]))));
+                any_fetched = true;
+            }
         }
-        tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+        int derived_at;
+        shape_row(values, nulls, result_natts, out, out_nulls, &derived_at);
+        tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, out, out_nulls);
         *last_offset = DatumGetInt64(values[COL_OFFSET]);
         log_row(*last_offset);
         poll_bytes_left -= returned_bytes(values, nulls);
         poll_returned_any = true;
         // The tuplestore has its own copy (spilled to disk past work_mem): a poll of many large
         // messages must not keep every fetched value in this call's memory.
-        for (int i = 0; i < N_COLUMNS; i++)
-            if (fetched[i])
-                pfree(DatumGetPointer(values[i]));
+        if (any_fetched)
+            for (int i = 0; i < N_STORED_COLUMNS; i++)
+                if (fetched[i])
+                    pfree(DatumGetPointer(values[i]));
+        if (derived_at >= 0) {
+            pfree(DatumGetPointer(out[derived_at]));
+            if (result_natts == RECORD_COLUMNS)
+                pfree(DatumGetPointer(out[derived_at + 1]));
+        }
         count++;
     }
 
@@ -274,6 +320,7 @@ Datum fetch(FunctionCallInfo fcinfo, ValueAs as)
 PGTOPIC_FUNCTION(pgtopic_fetch) { return pgtopic::fetch(fcinfo, pgtopic::ValueAs::Bytes); }
 PGTOPIC_FUNCTION(pgtopic_fetch_text) { return pgtopic::fetch(fcinfo, pgtopic::ValueAs::Text); }
 PGTOPIC_FUNCTION(pgtopic_fetch_json) { return pgtopic::fetch(fcinfo, pgtopic::ValueAs::Json); }
+PGTOPIC_FUNCTION(pgtopic_fetch_records) { return pgtopic::fetch(fcinfo, pgtopic::ValueAs::Bytes); }
 
 PGTOPIC_FUNCTION(pgtopic_partition_offsets)
 {

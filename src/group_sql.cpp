@@ -96,6 +96,11 @@ PGTOPIC_FUNCTION(pgtopic_consume_json)
     return consume(fcinfo, ValueAs::Json);
 }
 
+PGTOPIC_FUNCTION(pgtopic_consume_records)
+{
+    return consume(fcinfo, ValueAs::Bytes);  // the result's shape: records (fetch.cpp)
+}
+
 PGTOPIC_FUNCTION(pgtopic_commit)
 {
     require_args(fcinfo, {"topic", "group_name"});

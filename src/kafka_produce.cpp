@@ -12,7 +12,7 @@ extern "C" {
 #include "replication/walsender.h"
 #include "replication/walsender_private.h"
 #include "utils/guc.h"
-#include "utils/jsonb.h"
+#include "datatype/timestamp.h"
 }
 
 namespace pgtopic::kafka_server {
@@ -57,51 +57,64 @@ void produce_batch_init(ProduceBatch *b, int capacity)
 {
     int n = capacity > 0 ? capacity : 1;
     b->n = 0;
-    b->values = static_cast<Datum *>(palloc0(sizeof(Datum) * n));
-    b->value_nulls = static_cast<bool *>(palloc0(sizeof(bool) * n));
-    b->keys = static_cast<Datum *>(palloc0(sizeof(Datum) * n));
-    b->key_nulls = static_cast<bool *>(palloc0(sizeof(bool) * n));
-    b->headers = static_cast<Datum *>(palloc0(sizeof(Datum) * n));
-    b->header_nulls = static_cast<bool *>(palloc0(sizeof(bool) * n));
+    b->msgs = static_cast<StoredMessage *>(palloc(sizeof(StoredMessage) * n));
 }
 
-bool produce_batch_add(ProduceBatch *b, const char *key, int key_len, const char *value, int value_len,
-                       const char *headers_json)
+namespace {
+
+bytea *bytes_datum(const char *data, int len)
 {
-    int i = b->n;
-    b->key_nulls[i] = key == nullptr;
-    if (key != nullptr) {
-        // Keys are stored as text (until the storage change): bytes of the database encoding.
-        if (!pg_verifymbstr(key, key_len, true))
-            return false;
-        b->keys[i] = PointerGetDatum(cstring_to_text_with_len(key, key_len));
-    }
-    b->value_nulls[i] = value == nullptr;
+    bytea *v = static_cast<bytea *>(palloc(VARHDRSZ + len));
+    SET_VARSIZE(v, VARHDRSZ + len);
+    memcpy(VARDATA(v), data, len);
+    return v;
+}
+
+}  // namespace
+
+bool produce_batch_add(ProduceBatch *b, const char *key, int key_len, const char *value, int value_len,
+                       const HeaderBytes *headers, int n_headers, std::int64_t timestamp_ms, const char **why)
+{
+    StoredMessage &m = b->msgs[b->n];
+    m = StoredMessage{};
+    if (key != nullptr)
+        set_message_key(m, key, key_len);
     if (value != nullptr) {
-        bytea *v = static_cast<bytea *>(palloc(VARHDRSZ + value_len));
-        SET_VARSIZE(v, VARHDRSZ + value_len);
-        memcpy(VARDATA(v), value, value_len);
-        b->values[i] = PointerGetDatum(v);
+        m.value = PointerGetDatum(bytes_datum(value, value_len));
+        m.value_null = false;
     }
-    b->header_nulls[i] = headers_json == nullptr;
-    if (headers_json != nullptr) {
-        MemoryContext cx = CurrentMemoryContext;
-        volatile bool ok = true;
-        PG_TRY();
-        {
-            b->headers[i] = DirectFunctionCall1(jsonb_in, CStringGetDatum(headers_json));
+    if (n_headers > 0) {
+        Datum *keys = static_cast<Datum *>(palloc(sizeof(Datum) * n_headers));
+        Datum *values = static_cast<Datum *>(palloc(sizeof(Datum) * n_headers));
+        bool *value_nulls = static_cast<bool *>(palloc(sizeof(bool) * n_headers));
+        for (int h = 0; h < n_headers; h++) {
+            const HeaderBytes &hb = headers[h];
+            if (!pg_verifymbstr(hb.key, hb.key_len, true)) {
+                *why = "a header key is not text in the database encoding";
+                return false;
+            }
+            keys[h] = PointerGetDatum(cstring_to_text_with_len(hb.key, hb.key_len));
+            value_nulls[h] = hb.value == nullptr;
+            values[h] = hb.value ? PointerGetDatum(bytes_datum(hb.value, hb.value_len)) : Datum(0);
         }
-        PG_CATCH();
-        {
-            MemoryContextSwitchTo(cx);
-            FlushErrorState();
-            ok = false;
-        }
-        PG_END_TRY();
-        if (!ok)
+        int dims[1] = {n_headers};
+        int lbs[1] = {1};
+        m.header_keys = PointerGetDatum(construct_array(keys, n_headers, TEXTOID, -1, false, TYPALIGN_INT));
+        m.header_values = PointerGetDatum(
+            construct_md_array(values, value_nulls, 1, dims, lbs, BYTEAOID, -1, false, TYPALIGN_INT));
+        m.header_keys_null = m.header_values_null = false;
+    }
+    if (timestamp_ms >= 0) {
+        // Kafka's milliseconds since 1970 as a timestamptz (microseconds since 2000).
+        constexpr int64 epoch_shift_ms = static_cast<int64>(POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * 86400 * 1000;
+        if (timestamp_ms > (END_TIMESTAMP / 1000) + epoch_shift_ms) {
+            *why = "the record's timestamp is beyond PostgreSQL's timestamptz range";
             return false;
+        }
+        m.created_at = (timestamp_ms - epoch_shift_ms) * 1000;
+        m.created_at_null = false;
     }
-    b->n = i + 1;
+    b->n++;
     return true;
 }
 
@@ -126,8 +139,7 @@ bool produce_partition(const char *topic, std::int32_t partition, const ProduceB
     PG_TRY();
     {
         text *name = cstring_to_text(topic);
-        *first = produce_to_partition(name, partition, b->values, b->value_nulls, b->keys, b->key_nulls, b->headers,
-                                      b->header_nulls, b->n);
+        *first = produce_to_partition(name, partition, b->msgs, b->n);
         ReleaseCurrentSubTransaction();
         MemoryContextSwitchTo(cx);
         CurrentResourceOwner = owner;

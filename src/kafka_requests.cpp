@@ -470,7 +470,7 @@ struct FetchedRow {
     int n_headers;
     const char **header_keys;
     int *header_key_lens;
-    const char **header_values;  // entries nullptr for a JSON null
+    const char **header_values;  // entries nullptr for a null value
     int *header_value_lens;
 };
 
@@ -489,10 +489,9 @@ struct FetchedPartition {
 const char *const fetch_bounds_sql =
     "SELECT log_start_offset, last_stable_offset FROM pgtopic.partitions WHERE topic = $1 AND \"partition\" = $2";
 const char *const fetch_rows_sql =
-    "SELECT f.msg_offset, (extract(epoch FROM f.produced_at) * 1000)::bigint, f.key, f.value, "
-    "       ARRAY(SELECT h.key FROM jsonb_each_text(f.headers) h), "
-    "       ARRAY(SELECT h.value FROM jsonb_each_text(f.headers) h) "
-    "  FROM pgtopic.fetch($1, $2, $3, $4) f";
+    "SELECT f.msg_offset, floor(extract(epoch FROM coalesce(f.created_at, f.produced_at)) * 1000)::bigint, "
+    "       f.key, f.value, f.header_keys, f.header_values "
+    "  FROM pgtopic.fetch_records($1, $2, $3, $4) f";
 const char *const fetch_probe_sql = "SELECT 1 FROM pgtopic.fetch($1, $2, $3, 1)";
 
 void copy_text_datum(MemoryContext cx, Datum d, const char **data, int *len)
@@ -505,13 +504,14 @@ void copy_text_datum(MemoryContext cx, Datum d, const char **data, int *len)
     *data = copy;
 }
 
-void copy_text_array(MemoryContext cx, Datum d, int *n, const char ***data, int **lens)
+// The elements of a text[] or bytea[] (same varlena layout), copied; NULL elements stay nullptr.
+void copy_text_array(MemoryContext cx, Datum d, Oid element_type, int *n, const char ***data, int **lens)
 {
     ArrayType *a = DatumGetArrayTypeP(d);
     Datum *elems;
     bool *nulls;
     int count;
-    deconstruct_array(a, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &count);
+    deconstruct_array(a, element_type, -1, false, TYPALIGN_INT, &elems, &nulls, &count);
     *n = count;
     *data = static_cast<const char **>(MemoryContextAllocZero(cx, sizeof(char *) * (count + 1)));
     *lens = static_cast<int *>(MemoryContextAllocZero(cx, sizeof(int) * (count + 1)));
@@ -570,10 +570,10 @@ void fetch_partition_impl(const char *topic, std::int32_t partition, std::int64_
             int nkeys = 0, nvalues = 0;
             Datum hk = SPI_getbinval(tuple, desc, 5, &isnull);
             if (!isnull)
-                copy_text_array(cx, hk, &nkeys, &r.header_keys, &r.header_key_lens);
+                copy_text_array(cx, hk, TEXTOID, &nkeys, &r.header_keys, &r.header_key_lens);
             Datum hv = SPI_getbinval(tuple, desc, 6, &isnull);
             if (!isnull)
-                copy_text_array(cx, hv, &nvalues, &r.header_values, &r.header_value_lens);
+                copy_text_array(cx, hv, BYTEAOID, &nvalues, &r.header_values, &r.header_value_lens);
             r.n_headers = Min(nkeys, nvalues);
             out->rows = i + 1;
         }
@@ -612,67 +612,6 @@ std::size_t record_size(const FetchedRow &r)
 // produce_to_partition, the partition the client chose kept, consecutive offsets; the response
 // is queued only after the commit. acks=0: no response.
 
-// Strict UTF-8 without NUL (the key is stored as text, header values inside jsonb strings).
-bool valid_utf8(std::string_view s)
-{
-    const auto *p = reinterpret_cast<const unsigned char *>(s.data());
-    std::size_t n = s.size(), i = 0;
-    while (i < n) {
-        unsigned char c = p[i];
-        if (c == 0)
-            return false;
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        int len;
-        std::uint32_t cp;
-        if ((c & 0xE0) == 0xC0) {
-            len = 2;
-            cp = c & 0x1F;
-        } else if ((c & 0xF0) == 0xE0) {
-            len = 3;
-            cp = c & 0x0F;
-        } else if ((c & 0xF8) == 0xF0) {
-            len = 4;
-            cp = c & 0x07;
-        } else {
-            return false;
-        }
-        if (i + len > n)
-            return false;
-        for (int k = 1; k < len; k++) {
-            if ((p[i + k] & 0xC0) != 0x80)
-                return false;
-            cp = (cp << 6) | (p[i + k] & 0x3F);
-        }
-        if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10FFFF ||
-            (cp >= 0xD800 && cp <= 0xDFFF))
-            return false;
-        i += len;
-    }
-    return true;
-}
-
-void json_string(std::string &out, std::string_view s)
-{
-    static const char hex[] = "0123456789abcdef";
-    out.push_back('"');
-    for (unsigned char c : s) {
-        if (c == '"' || c == '\\') {
-            out.push_back('\\');
-            out.push_back(static_cast<char>(c));
-        } else if (c < 0x20) {
-            out.append("\\u00");
-            out.push_back(hex[c >> 4]);
-            out.push_back(hex[c & 15]);
-        } else {
-            out.push_back(static_cast<char>(c));
-        }
-    }
-    out.push_back('"');
-}
-
 struct ProducePartitionWork {
     std::int32_t index = 0;
     std::int16_t error = 0;
@@ -697,50 +636,16 @@ void prepare_produce_partition(NullableBytes records, ProducePartitionWork &w)
     pg_call([&] { produce_batch_init(&w.batch, batch.record_count); });
     RecordReader reader(batch, BatchRules{true});
     Record rec;
-    std::string json;
-    std::vector<std::string_view> seen;
+    std::vector<HeaderBytes> headers;
     int index = 0;
     while (reader.next(rec)) {
         index++;
-        if (rec.key && !valid_utf8(*rec.key)) {
-            w.error = code(ErrorCode::invalid_record);
-            std::snprintf(w.message, sizeof w.message,
-                          "record %d: the key is not valid UTF-8 (keys are stored as text for now)", index);
-            return;
-        }
-        const char *headers_json = nullptr;
-        if (!rec.headers.empty()) {
-            json.assign("{");
-            seen.clear();
-            for (const RecordHeader &h : rec.headers) {
-                for (std::string_view k : seen)
-                    if (k == h.key) {
-                        w.error = code(ErrorCode::invalid_record);
-                        std::snprintf(w.message, sizeof w.message,
-                                      "record %d: duplicate header keys are not stored yet (headers are a jsonb object)",
-                                      index);
-                        return;
-                    }
-                seen.push_back(h.key);
-                if (!valid_utf8(h.key) || (h.value && !valid_utf8(*h.value))) {
-                    w.error = code(ErrorCode::invalid_record);
-                    std::snprintf(w.message, sizeof w.message,
-                                  "record %d: header keys and values must be valid UTF-8 for now (stored in jsonb)",
-                                  index);
-                    return;
-                }
-                if (json.size() > 1)
-                    json.push_back(',');
-                json_string(json, h.key);
-                json.push_back(':');
-                if (h.value)
-                    json_string(json, *h.value);
-                else
-                    json.append("null");
-            }
-            json.push_back('}');
-            headers_json = json.c_str();
-        }
+        // Stored as sent (src/produce.cpp): the key's bytes, the headers in order with
+        // duplicates and null values, the record's timestamp (base + delta; -1 for none).
+        headers.clear();
+        for (const RecordHeader &h : rec.headers)
+            headers.push_back({h.key.data(), static_cast<int>(h.key.size()), h.value ? h.value->data() : nullptr,
+                               h.value ? static_cast<int>(h.value->size()) : 0});
         const char *key = rec.key ? rec.key->data() : nullptr;
         int key_len = rec.key ? static_cast<int>(rec.key->size()) : 0;
         const char *value = rec.value ? rec.value->data() : nullptr;
@@ -749,10 +654,18 @@ void prepare_produce_partition(NullableBytes records, ProducePartitionWork &w)
             key = "";
         if (value == nullptr && rec.value)
             value = "";
-        bool ok = pg_call([&] { return produce_batch_add(&w.batch, key, key_len, value, value_len, headers_json); });
+        for (std::size_t h = 0; h < headers.size(); h++)
+            if (headers[h].value == nullptr && rec.headers[h].value)
+                headers[h].value = "";  // an empty value is not a null one
+        std::int64_t timestamp = batch.fields.base_timestamp < 0 ? -1 : batch.fields.base_timestamp + rec.timestamp_delta;
+        const char *why = nullptr;
+        bool ok = pg_call([&] {
+            return produce_batch_add(&w.batch, key, key_len, value, value_len, headers.data(),
+                                     static_cast<int>(headers.size()), timestamp, &why);
+        });
         if (!ok) {
             w.error = code(ErrorCode::invalid_record);
-            std::snprintf(w.message, sizeof w.message, "record %d: key or headers not valid in the database", index);
+            std::snprintf(w.message, sizeof w.message, "record %d: %s", index, why ? why : "not valid");
             return;
         }
     }

@@ -3,7 +3,7 @@
 // loop; kafka_requests.cpp turns one request frame into its response.
 #pragma once
 
-#include "pg.hpp"
+#include "pgtopic.hpp"
 
 #include <cstdint>
 #include <string>
@@ -56,18 +56,21 @@ bool fetch_watch_changed(const std::vector<FetchWatch> &watch);
 // themselves. A batch's arrays are palloc'd in the current memory context.
 struct ProduceBatch {
     int n;
-    Datum *values;
-    bool *value_nulls;
-    Datum *keys;
-    bool *key_nulls;
-    Datum *headers;
-    bool *header_nulls;
+    StoredMessage *msgs;
+};
+// A record header's bytes (value nullptr: a null value).
+struct HeaderBytes {
+    const char *key;
+    int key_len;
+    const char *value;
+    int value_len;
 };
 void produce_batch_init(ProduceBatch *b, int capacity);
-// Adds a record (nullptr key/value: null; headers as a JSON object text, or nullptr); false
-// when the key is not valid in the database encoding or the headers are not valid JSON.
+// Adds a record as the client sent it (nullptr key/value: null; headers in order; the record's
+// timestamp in ms, or -1 for none); false with *why when a header key is not text in the
+// database encoding or the timestamp is outside PostgreSQL's range.
 bool produce_batch_add(ProduceBatch *b, const char *key, int key_len, const char *value, int value_len,
-                       const char *headers_json);
+                       const HeaderBytes *headers, int n_headers, std::int64_t timestamp_ms, const char **why);
 // Starts the request's transaction (lock_timeout 200 ms).
 void produce_begin();
 // Writes one partition in a subtransaction: true and *first, or false with the error.

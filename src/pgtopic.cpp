@@ -229,3 +229,11 @@ PGTOPIC_FUNCTION(pgtopic_forget_topic)
     groups_forget_topic_at_commit(PG_GETARG_OID(0));
     PG_RETURN_VOID();
 }
+
+PGTOPIC_FUNCTION(pgtopic_key_partition_bytes)
+{
+    int32 partitions = PG_GETARG_INT32(1);
+    if (partitions < 1)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("partitions must be positive")));
+    PG_RETURN_INT32(partition_for_key_bytes(PG_GETARG_DATUM(0), partitions));
+}

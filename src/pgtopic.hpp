@@ -182,6 +182,12 @@ TupleDesc stored_row_desc_for(ValueAs as, TupleDesc result_desc);
 // Appends the rows of `stored` (ended here) to rsinfo's result, the value converted, with the
 // error and raw columns (NULL, or the reason and the stored bytes of a value that does not convert).
 void emit_converted(ReturnSetInfo *rsinfo, Tuplestorestate *stored, TupleDesc stored_desc, ValueAs as);
+// Kafka headers (keys text[], values bytea[]) as the jsonb object the text-key readers return:
+// later duplicates win, a value that is not text in the database encoding becomes JSON null.
+Datum headers_jsonb_from_arrays(Datum keys, Datum values);
+// A jsonb headers object as Kafka headers, as jsonb_each_text reads it (strings unquoted, null
+// as NULL, other values as their JSON text).
+void header_arrays_from_jsonb(Datum headers, Datum *keys, Datum *values);
 
 // ---- reading (fetch.cpp) ----------------------------------------------------------------
 struct ReadResult {
@@ -223,14 +229,38 @@ void maintenance_shmem_request();
 void maintenance_shmem_startup();
 
 // ---- produce (produce.cpp) -------------------------------------------------------------
-// Kafka's default partitioner for a text key (hashed as UTF-8).
+// Kafka's default partitioner for a text key (hashed as UTF-8) and for a bytea key (its bytes).
 int32 partition_for_key(Datum key, int32 partitions);
+int32 partition_for_key_bytes(Datum key, int32 partitions);
+
+// Column numbers (0-based) of a topic's storage table (pgtopic._create_topic). A message keeps
+// what a Kafka client sent byte for byte: a key that is text in the database encoding (no zero
+// byte) is stored in `key`, any other key in `key_bytes`; headers from SQL stay the jsonb object
+// they were given (`headers`), a Kafka record's headers are stored in order, duplicates and
+// null values kept, as the arrays header_keys / header_values; created_at is the client's
+// timestamp (Kafka's CreateTime), NULL when it gave none.
+enum StoredColumn {
+    COL_PARTITION, COL_OFFSET, COL_KEY, COL_VALUE, COL_HEADERS, COL_PRODUCED_AT,
+    COL_CREATED_AT, COL_KEY_BYTES, COL_HEADER_KEYS, COL_HEADER_VALUES, N_STORED_COLUMNS,
+    N_STORED_COLUMNS_BEFORE_030 = COL_CREATED_AT  // until ALTER EXTENSION pgtopic UPDATE
+};
+
+// One message to write; absent fields are null.
+struct StoredMessage {
+    Datum key = 0, value = 0, headers = 0, key_bytes = 0, header_keys = 0, header_values = 0;
+    bool key_null = true, value_null = true, headers_null = true, key_bytes_null = true;
+    bool header_keys_null = true, header_values_null = true;
+    TimestampTz created_at = 0;
+    bool created_at_null = true;
+    int32 partition = 0;
+};
+// Sets m's key from raw bytes: into `key` when they are text in the database encoding without
+// a zero byte, else into `key_bytes` (palloc'd in the current memory context).
+void set_message_key(StoredMessage &m, const char *data, int len);
 // n messages to the partition a Kafka client chose (src/kafka_produce.cpp), consecutive
 // offsets; the produce right, the partition, pgtopic.max_batch_messages, sizes and headers are
 // checked as produce_batch does. Returns the first offset.
-int64 produce_to_partition(text *topic_name, int32 partition, const Datum *values, const bool *value_nulls,
-                           const Datum *keys, const bool *key_nulls, const Datum *headers, const bool *header_nulls,
-                           int n);
+int64 produce_to_partition(text *topic_name, int32 partition, StoredMessage *msgs, int n);
 
 // ---- segments and storage (segments.cpp) ------------------------------------------------
 // pgtopic_data's OID (cached until a schema changes); InvalidOid when missing and missing_ok.

@@ -12,11 +12,7 @@ namespace {
 
 enum class ValueKind { Bytea, Text, Jsonb };
 
-struct Message {
-    Datum key, value, headers;
-    bool key_null, value_null, headers_null;
-    int32 partition;
-};
+using Message = StoredMessage;
 
 // Round-robin for messages with neither key nor partition, starting where the backend's
 // process id points so that many short sessions still spread.
@@ -44,6 +40,26 @@ int32 partition_for_key(Datum key, int32 partitions)
     return key_partition(reinterpret_cast<const unsigned char *>(utf8), static_cast<size_t>(len), partitions);
 }
 
+int32 partition_for_key_bytes(Datum key, int32 partitions)
+{
+    bytea *b = DatumGetByteaPP(key);
+    return key_partition(reinterpret_cast<const unsigned char *>(VARDATA_ANY(b)),
+                         static_cast<size_t>(VARSIZE_ANY_EXHDR(b)), partitions);
+}
+
+void set_message_key(StoredMessage &m, const char *data, int len)
+{
+    // text and bytea share their varlena layout: one copy serves as either.
+    struct varlena *v = static_cast<struct varlena *>(palloc(VARHDRSZ + len));
+    SET_VARSIZE(v, VARHDRSZ + len);
+    memcpy(VARDATA(v), data, len);
+    bool is_text = pg_verifymbstr(data, len, true) && memchr(data, 0, len) == nullptr;
+    m.key = is_text ? PointerGetDatum(v) : Datum(0);
+    m.key_null = !is_text;
+    m.key_bytes = is_text ? Datum(0) : PointerGetDatum(v);
+    m.key_bytes_null = is_text;
+}
+
 namespace {
 
 [[noreturn]] void too_large(Size bytes, int index, int32 limit)
@@ -69,6 +85,33 @@ void prepare_message(Message &m, ValueKind kind, int index, int32 limit)
     Size bytes = 0;
     if (!m.key_null)
         bytes += raw_size(m.key);
+    if (!m.key_bytes_null)
+        bytes += raw_size(m.key_bytes);
+    if (m.header_keys_null != m.header_values_null)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("header_keys and header_values must both be given or both be NULL")));
+    if (!m.header_keys_null) {
+        ArrayType *keys = DatumGetArrayTypeP(m.header_keys);
+        ArrayType *values = DatumGetArrayTypeP(m.header_values);
+        int nkeys = ArrayGetNItems(ARR_NDIM(keys), ARR_DIMS(keys));
+        int nvalues = ArrayGetNItems(ARR_NDIM(values), ARR_DIMS(values));
+        if (ARR_NDIM(keys) > 1 || ARR_NDIM(values) > 1)
+            ereport(ERROR, (errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+                            errmsg("header_keys and header_values must be one-dimensional arrays")));
+        if (nkeys != nvalues)
+            ereport(ERROR, (errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+                            errmsg("header_keys has %d elements but header_values has %d", nkeys, nvalues)));
+        if (array_contains_nulls(keys))
+            ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("a header key must not be NULL"),
+                            errdetail("Kafka record headers have a key; their value may be NULL.")));
+        if (nkeys == 0) {  // no headers: stored as none
+            m.header_keys_null = m.header_values_null = true;
+        } else {
+            m.header_keys = PointerGetDatum(keys);
+            m.header_values = PointerGetDatum(values);
+            bytes += raw_size(m.header_keys) + raw_size(m.header_values);
+        }
+    }
     if (!m.headers_null) {
         bytes += raw_size(m.headers);
         Jsonb *headers = DatumGetJsonbP(m.headers);
@@ -106,6 +149,18 @@ void insert_into_segment(Oid leaf, int32 partition, int64 first, Message *msgs, 
     // descriptor would each pin it in the resource owner, whose bookkeeping of n pins of one
     // descriptor is quadratic (it dominated produce_batch of 1000 in the profile).
     TupleDesc desc = CreateTupleDescCopy(RelationGetDescr(rel));
+    // A topic created before 0.3.0 whose extension was not updated yet has the first six
+    // columns only: what needs the others is refused until ALTER EXTENSION pgtopic UPDATE.
+    const bool before_030 = desc->natts == N_STORED_COLUMNS_BEFORE_030;
+    if (!before_030 && desc->natts != N_STORED_COLUMNS)
+        ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED),
+                        errmsg("segment \"%s\" has %d columns, not pgtopic's %d", RelationGetRelationName(rel),
+                               desc->natts, static_cast<int>(N_STORED_COLUMNS))));
+    for (int i = 0; before_030 && i < n; i++)
+        if (!msgs[i].key_bytes_null || !msgs[i].header_keys_null)
+            ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                            errmsg("a binary key or Kafka headers need pgtopic 0.3.0's storage"),
+                            errhint("Run ALTER EXTENSION pgtopic UPDATE.")));
     const TupleTableSlotOps *ops = table_slot_callbacks(rel);
     TupleTableSlot **slots = static_cast<TupleTableSlot **>(palloc(sizeof(TupleTableSlot *) * n));
     for (int i = 0; i < n; i++) {
@@ -113,18 +168,32 @@ void insert_into_segment(Oid leaf, int32 partition, int64 first, Message *msgs, 
         ExecClearTuple(slot);
         Datum *v = slot->tts_values;
         bool *isnull = slot->tts_isnull;
-        v[0] = Int32GetDatum(partition);
-        isnull[0] = false;
-        v[1] = Int64GetDatum(first + i);
-        isnull[1] = false;
-        v[2] = msgs[i].key;
-        isnull[2] = msgs[i].key_null;
-        v[3] = msgs[i].value;
-        isnull[3] = msgs[i].value_null;
-        v[4] = msgs[i].headers;
-        isnull[4] = msgs[i].headers_null;
-        v[5] = TimestampTzGetDatum(now);
-        isnull[5] = false;
+        const Message &m = msgs[i];
+        v[COL_PARTITION] = Int32GetDatum(partition);
+        isnull[COL_PARTITION] = false;
+        v[COL_OFFSET] = Int64GetDatum(first + i);
+        isnull[COL_OFFSET] = false;
+        v[COL_KEY] = m.key;
+        isnull[COL_KEY] = m.key_null;
+        v[COL_VALUE] = m.value;
+        isnull[COL_VALUE] = m.value_null;
+        v[COL_HEADERS] = m.headers;
+        isnull[COL_HEADERS] = m.headers_null;
+        v[COL_PRODUCED_AT] = TimestampTzGetDatum(now);
+        isnull[COL_PRODUCED_AT] = false;
+        if (before_030) {
+            ExecStoreVirtualTuple(slot);
+            slots[i] = slot;
+            continue;
+        }
+        v[COL_CREATED_AT] = TimestampTzGetDatum(m.created_at);
+        isnull[COL_CREATED_AT] = m.created_at_null;
+        v[COL_KEY_BYTES] = m.key_bytes;
+        isnull[COL_KEY_BYTES] = m.key_bytes_null;
+        v[COL_HEADER_KEYS] = m.header_keys;
+        isnull[COL_HEADER_KEYS] = m.header_keys_null;
+        v[COL_HEADER_VALUES] = m.header_values;
+        isnull[COL_HEADER_VALUES] = m.header_values_null;
         ExecStoreVirtualTuple(slot);
         slots[i] = slot;
     }
@@ -204,6 +273,52 @@ Datum produce_one(FunctionCallInfo fcinfo, ValueKind kind)
     return Datum(0);
 }
 
+// produce_record(topic, value bytea, key bytea, header_keys text[], header_values bytea[],
+// partition, created_at): a message as a Kafka client sends it (binary key, headers in order
+// with duplicates and null values, the client's timestamp).
+Datum produce_record(FunctionCallInfo fcinfo)
+{
+    refuse_during_recovery("produce to a topic");
+    PreventCommandIfReadOnly("pgtopic.produce_record");
+    require_arg(fcinfo, 0, "topic");
+    Message m{};
+    m.value_null = PG_ARGISNULL(1);
+    m.value = m.value_null ? Datum(0) : PG_GETARG_DATUM(1);
+    if (!PG_ARGISNULL(2)) {
+        bytea *key = PG_GETARG_BYTEA_PP(2);
+        set_message_key(m, VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key));
+    }
+    m.header_keys_null = PG_ARGISNULL(3);
+    m.header_keys = m.header_keys_null ? Datum(0) : PG_GETARG_DATUM(3);
+    m.header_values_null = PG_ARGISNULL(4);
+    m.header_values = m.header_values_null ? Datum(0) : PG_GETARG_DATUM(4);
+    m.created_at_null = PG_ARGISNULL(6);
+    m.created_at = m.created_at_null ? 0 : PG_GETARG_TIMESTAMPTZ(6);
+    if (!m.created_at_null && TIMESTAMP_NOT_FINITE(m.created_at))
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("created_at must be a finite timestamp")));
+
+    Topic topic = lookup_topic(PG_GETARG_TEXT_PP(0), RowExclusiveLock);
+    require_topic_right(topic, PG_GETARG_TEXT_PP(0), Right::Produce);
+    prepare_message(m, ValueKind::Bytea, -1, topic.max_message_bytes);
+    if (!PG_ARGISNULL(5)) {
+        m.partition = PG_GETARG_INT32(5);
+        check_partition(topic, m.partition);
+    } else if (!PG_ARGISNULL(2)) {
+        m.partition = partition_for_key_bytes(PG_GETARG_DATUM(2), topic.partitions);
+    } else {
+        m.partition = spread_partition(topic.partitions);
+    }
+
+    int64 offset = write_partition(topic, m.partition, &m, 1, GetCurrentTimestamp());
+
+    begin_materialized_result(fcinfo);
+    auto *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
+    Datum values[2] = {Int32GetDatum(m.partition), Int64GetDatum(offset)};
+    bool nulls[2] = {false, false};
+    tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+    return Datum(0);
+}
+
 // Elements of a one-dimensional array argument (NULL array -> count 0 and nulls).
 struct ArrayArg {
     Datum *values = nullptr;
@@ -267,6 +382,7 @@ Datum produce_many(FunctionCallInfo fcinfo, ValueKind kind, bool return_offsets)
     auto *msgs = static_cast<Message *>(palloc0(sizeof(Message) * Max(n, 1)));
     for (int i = 0; i < n; i++) {
         Message &m = msgs[i];
+        m = Message{};
         m.value = messages.values[i];
         m.value_null = messages.nulls[i];
         m.key_null = !keys.present || keys.nulls[i];
@@ -332,9 +448,7 @@ Datum produce_many(FunctionCallInfo fcinfo, ValueKind kind, bool return_offsets)
 
 }  // namespace
 
-int64 produce_to_partition(text *topic_name, int32 partition, const Datum *values, const bool *value_nulls,
-                           const Datum *keys, const bool *key_nulls, const Datum *headers, const bool *header_nulls,
-                           int n)
+int64 produce_to_partition(text *topic_name, int32 partition, StoredMessage *msgs, int n)
 {
     refuse_during_recovery("produce to a topic");
     PreventCommandIfReadOnly("pgtopic.produce_batch");
@@ -344,17 +458,9 @@ int64 produce_to_partition(text *topic_name, int32 partition, const Datum *value
     if (n > max_batch_messages)
         ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
                         errmsg("a batch of %d messages exceeds pgtopic.max_batch_messages (%d)", n, max_batch_messages)));
-    auto *msgs = static_cast<Message *>(palloc0(sizeof(Message) * Max(n, 1)));
     for (int i = 0; i < n; i++) {
-        Message &m = msgs[i];
-        m.value = values[i];
-        m.value_null = value_nulls[i];
-        m.key = keys[i];
-        m.key_null = key_nulls[i];
-        m.headers = headers[i];
-        m.headers_null = header_nulls[i];
-        m.partition = partition;
-        prepare_message(m, ValueKind::Bytea, i, topic.max_message_bytes);
+        msgs[i].partition = partition;
+        prepare_message(msgs[i], ValueKind::Bytea, i, topic.max_message_bytes);
     }
     return n > 0 ? write_partition(topic, partition, msgs, n, GetCurrentTimestamp()) : -1;
 }
@@ -366,6 +472,7 @@ using pgtopic::ValueKind;
 PGTOPIC_FUNCTION(pgtopic_produce_bytea) { return pgtopic::produce_one(fcinfo, ValueKind::Bytea); }
 PGTOPIC_FUNCTION(pgtopic_produce_text) { return pgtopic::produce_one(fcinfo, ValueKind::Text); }
 PGTOPIC_FUNCTION(pgtopic_produce_jsonb) { return pgtopic::produce_one(fcinfo, ValueKind::Jsonb); }
+PGTOPIC_FUNCTION(pgtopic_produce_record) { return pgtopic::produce_record(fcinfo); }
 PGTOPIC_FUNCTION(pgtopic_produce_batch_bytea) { return pgtopic::produce_many(fcinfo, ValueKind::Bytea, false); }
 PGTOPIC_FUNCTION(pgtopic_produce_batch_text) { return pgtopic::produce_many(fcinfo, ValueKind::Text, false); }
 PGTOPIC_FUNCTION(pgtopic_produce_batch_jsonb) { return pgtopic::produce_many(fcinfo, ValueKind::Jsonb, false); }

@@ -126,6 +126,7 @@ def run_clients(broker, dsn, log_path):
     held.close()
 
     produce_and_fetch(broker, dsn, log_path)
+    fidelity(broker, dsn)
 
 
 def sql_rows(cur, topic, partitions):
@@ -312,6 +313,83 @@ def produce_and_fetch(broker, dsn, log_path):
     got, raw = ck_read(broker, 'kpy', 3, 900)
     check('confluent-kafka consumer reads both producers\' 900 messages exactly once', got == rows,
           (len(got), len(rows)))
+    conn.close()
+
+
+def fidelity(broker, dsn):
+    """Each client's records come back byte for byte, through SQL (fetch_records) and through
+    both consumers: binary keys, empty and null keys and values, headers in order with duplicate
+    keys and empty (and, from librdkafka, null) values, the client's timestamps."""
+    import psycopg2
+    from kafka import KafkaProducer
+    from confluent_kafka import Producer
+
+    conn = psycopg2.connect(dsn)
+    conn.autocommit = True
+    cur = conn.cursor()
+    cur.execute("SELECT pgtopic.create_topic('fid', 2)")
+    base_ts = 1700000000123
+    # kafka-python 2.0.2 sends a None header value as an empty one: nulls only from librdkafka
+    sent = {'kafka-python': [], 'librdkafka': []}
+    for i in range(40):
+        key = [b'\x00\xff' + bytes([i]), b'', None, 'ключ-%d' % i][i % 4]
+        key = key.encode() if isinstance(key, str) else key
+        value = [bytes(range(256)) + bytes([i]), b'', None, b'v%d' % i][(i // 4) % 4]
+        headers = [('h', b'1'), ('dup', b'\x00'), ('dup', b'%d' % i), ('empty', b'')][: i % 5]
+        # (kafka-python refuses a record with neither key nor value; librdkafka sends it)
+        sent['kafka-python'].append((i % 2, b'k' if key is None and value is None else key, value, headers, base_ts + i))
+        ck_headers = headers + [('null', None)] if i % 3 == 0 else headers
+        sent['librdkafka'].append((i % 2, key, value, ck_headers, base_ts + 1000 + i))
+    kp = KafkaProducer(bootstrap_servers=broker, acks='all', api_version_auto_timeout_ms=5000)
+    for p, key, value, headers, ts in sent['kafka-python']:
+        kp.send('fid', value=value, key=key, headers=headers, partition=p, timestamp_ms=ts)
+    kp.flush()
+    kp.close()
+    ck = Producer({'bootstrap.servers': broker, 'acks': 'all', 'linger.ms': 5})
+    errors = []
+    for p, key, value, headers, ts in sent['librdkafka']:
+        ck.produce('fid', value=value, key=key, headers=headers, partition=p, timestamp=ts,
+                   on_delivery=lambda err, m: err and errors.append(err))
+    ck.flush(20)
+    check('fidelity: 80 records acknowledged', not errors, errors[:3])
+    want = sorted([(p, key, value, headers, ts) for rows in sent.values() for p, key, value, headers, ts in rows],
+                  key=lambda r: r[4])
+    cur.execute("""SELECT "partition", key, value, header_keys, header_values,
+                          (extract(epoch FROM created_at) * 1000)::bigint
+                     FROM generate_series(0, 1) p, pgtopic.fetch_records('fid', p, 0, 1000)""")
+    stored = sorted([(p, bytes(k) if k is not None else None, bytes(v) if v is not None else None,
+                      list(zip(hk or [], [bytes(x) if x is not None else None for x in (hv or [])])), ts)
+                     for p, k, v, hk, hv, ts in cur.fetchall()], key=lambda r: r[4])
+    check('fidelity: pgtopic.fetch_records returns every record byte for byte (keys, values, headers, timestamps)',
+          stored == want, [(a, b) for a, b in zip(stored, want) if a != b][:2])
+
+    def same(got):
+        got = sorted(got, key=lambda r: r[4])
+        return got == want, [(a, b) for a, b in zip(got, want) if a != b][:2] or (len(got), len(want))
+
+    from kafka import KafkaConsumer, TopicPartition
+    c = KafkaConsumer(bootstrap_servers=broker, api_version_auto_timeout_ms=5000, enable_auto_commit=False,
+                      consumer_timeout_ms=1500, check_crcs=True)
+    c.assign([TopicPartition('fid', p) for p in range(2)])
+    c.seek_to_beginning()
+    got = [(m.partition, m.key, m.value, list(m.headers), m.timestamp) for m in c]
+    c.close()
+    ok, why = same(got)
+    check('fidelity: kafka-python reads them back byte for byte, headers in order', ok, why)
+
+    from confluent_kafka import Consumer, TopicPartition as CTP, OFFSET_BEGINNING
+    c = Consumer({'bootstrap.servers': broker, 'group.id': 'unused', 'enable.auto.commit': False, 'check.crcs': True})
+    c.assign([CTP('fid', p, OFFSET_BEGINNING) for p in range(2)])
+    got = []
+    deadline = time.time() + 20
+    while len(got) < len(want) and time.time() < deadline:
+        m = c.poll(0.5)
+        if m is None or m.error():
+            continue
+        got.append((m.partition(), m.key(), m.value(), list(m.headers() or []), m.timestamp()[1]))
+    c.close()
+    ok, why = same(got)
+    check('fidelity: confluent-kafka reads them back byte for byte, headers in order, nulls kept', ok, why)
     conn.close()
 
 

@@ -68,6 +68,30 @@ cmp_ok($node->safe_psql('upgraded', q{SELECT reserved_offset FROM pgtopic.catalo
                                        WHERE t.topic = 'orders' AND p."partition" = 0}),
        '>', $hw0 + 1, 'a partition loaded before the update gets a durable reservation');
 
+# 0.3.0's storage: the old topic's tables (and the segments created after the update) gain the
+# record columns; a record with a binary key and duplicate headers is stored byte for byte.
+$node->safe_psql('upgraded', q{
+    SELECT pgtopic.alter_topic('orders', max_message_bytes => 1048576);
+    SELECT pgtopic.produce_record('orders', '\x00'::bytea, key => '\xff00'::bytea,
+                                  header_keys => ARRAY['a', 'a'], header_values => ARRAY['\x01'::bytea, NULL],
+                                  "partition" => 1, created_at => '2026-01-01 00:00:00+00');
+    SELECT pgtopic.produce_batch('orders', array_agg('n' || i)) FROM generate_series(1, 150) AS i;
+});
+is($node->safe_psql('upgraded', q{
+    SELECT format('%s|%s|%s|%s|%s', key, value, header_keys, header_values, created_at = '2026-01-01 00:00:00+00')
+      FROM pgtopic.fetch_records('orders', 1, 0, 1000) WHERE key = '\xff00'}),
+   q{\xff00|\x00|{a,a}|{"\\\\x01",NULL}|t}, 'after the update a record is stored byte for byte in an old topic');
+is($node->safe_psql('upgraded', q{
+    SELECT string_agg(DISTINCT cols, ' / ') FROM (
+      SELECT c.relname, string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod), ', ' ORDER BY a.attnum) AS cols
+        FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+       WHERE c.relnamespace = 'pgtopic_data'::regnamespace AND c.relkind IN ('r', 'p') GROUP BY c.relname) s}),
+   'partition integer, msg_offset bigint, key text, value bytea, headers jsonb, produced_at timestamp with time zone, '
+   . 'created_at timestamp with time zone, key_bytes bytea, header_keys text[], header_values bytea[]',
+   'every table and segment of the old topic (also those created since) has the 0.3.0 columns');
+is($node->safe_psql('upgraded', q{SELECT count(*) FROM generate_series(0, 2) p, pgtopic.fetch_records('orders', p, 0, 1000)}),
+   '353', 'fetch_records reads the old messages and the new ones');
+
 # the upgraded schema is the same as a fresh install
 $node->safe_psql('fresh', 'CREATE EXTENSION pgtopic');
 my $schema = q{
