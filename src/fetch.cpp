@@ -339,8 +339,8 @@ PGTOPIC_FUNCTION(pgtopic_partition_offsets)
     return Datum(0);
 }
 
-// Kafka's offsetsForTimes: the first offset whose message was produced at or after ts, or the
-// last stable offset when there is none. Scans the partition (produced_at has no index).
+// Kafka's offsetsForTimes: the first offset whose message's time (created_at, else produced_at)
+// is at or after ts, or the last stable offset when there is none. Scans the partition (no index).
 PGTOPIC_FUNCTION(pgtopic_offset_for_time)
 {
     require_args(fcinfo, {"topic", "partition", "ts"});
@@ -355,10 +355,13 @@ int64 pgtopic::offset_for_time(const Topic &topic, int32 partition, TimestampTz 
 {
     int64 lso = partition_offsets(topic, partition).last_stable_offset;
 
+    // A message's time is the client's CreateTime when it gave one (as Kafka's ListOffsets),
+    // else produced_at; a table not yet updated to 0.3.0 has produced_at only.
+    const bool has_created_at = get_attnum(topic.root_relid, "created_at") != InvalidAttrNumber;
     char sql[256];
     snprintf(sql, sizeof sql,
-             "SELECT min(msg_offset) FROM pgtopic_data.topic_%d_p%d WHERE produced_at >= $1 AND msg_offset < $2",
-             topic.id, partition);
+             "SELECT min(msg_offset) FROM pgtopic_data.topic_%d_p%d WHERE %s >= $1 AND msg_offset < $2", topic.id,
+             partition, has_created_at ? "coalesce(created_at, produced_at)" : "produced_at");
     Oid argtypes[2] = {TIMESTAMPTZOID, INT8OID};
     Datum values[2] = {TimestampTzGetDatum(ts), Int64GetDatum(lso)};
     InternalScope scope = internal_begin();

@@ -341,8 +341,8 @@ ListOffsetsResponse list_offsets(const ListOffsetsRequest &req)
                 // No message at or after the time: offset and timestamp -1, as Kafka answers.
                 SqlResult found = run_sql(
                     "WITH t AS (SELECT pgtopic.offset_for_time($1, $2::integer, to_timestamp($3::bigint / 1000.0)) AS o) "
-                    "SELECT t.o, (SELECT (extract(epoch FROM f.produced_at) * 1000)::bigint "
-                    "               FROM pgtopic.fetch($1, $2::integer, t.o, 1) f WHERE f.msg_offset = t.o) FROM t",
+                    "SELECT t.o, (SELECT floor(extract(epoch FROM coalesce(f.created_at, f.produced_at)) * 1000)::bigint "
+                    "               FROM pgtopic.fetch_records($1, $2::integer, t.o, 1) f WHERE f.msg_offset = t.o) FROM t",
                     {name.c_str(), partition, ts});
                 if (found.sqlstate != 0) {
                     out.error_code = kafka_error(found, ErrorCode::unknown_server_error);

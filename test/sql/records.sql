@@ -26,6 +26,11 @@ SELECT "partition", msg_offset, key, value, header_keys, header_values, created_
 SELECT msg_offset, key, value IS NULL AS tombstone, value, header_keys
   FROM pgtopic.fetch_records('rec', 0, 0, 10) WHERE key = '\x00' OR key IS NULL;
 
+-- offsets for times use the client's timestamp when there is one (created_at, January 2026),
+-- not produced_at (now): nothing on partition 2 is that recent, so the last stable offset
+SELECT pgtopic.offset_for_time('rec', pgtopic.key_partition('\x00fe80'::bytea, 4), '2026-06-01 00:00+00') AS after_created_at,
+       pgtopic.offset_for_time('rec', pgtopic.key_partition('\x00fe80'::bytea, 4), '2026-01-01 00:00+00') AS before_created_at;
+
 -- the text-key readers: a key that is not text comes back NULL, Kafka headers as a jsonb object
 -- (the later duplicate wins; a value that is not text is JSON null)
 SELECT msg_offset, key, headers FROM pgtopic.fetch('rec', pgtopic.key_partition('\x00fe80'::bytea, 4), 0, 10)
