@@ -7,8 +7,8 @@
 // context, and a request memory context reset after every request. Frames above
 // pgtopic.kafka_max_frame_bytes or with a negative size close the connection before any buffer
 // is allocated for them; connections above pgtopic.kafka_max_connections are closed at once.
-// Until authentication exists, only loopback addresses are listened on and accepted from,
-// unless pgtopic.kafka_allow_unauthenticated is set (in the server's configuration).
+// Without SASL (pgtopic.kafka_sasl_mechanisms empty), only loopback addresses are listened on and
+// accepted from, unless pgtopic.kafka_allow_unauthenticated is set (in the server's configuration).
 #include "guard.hpp"
 #include "kafka/framing.hpp"
 #include "kafka/wire.hpp"
@@ -66,6 +66,7 @@ struct Connection {
     TimestampTz last_active = 0;              // last byte received or sent
     MemoryContext context = nullptr;          // per connection
     MemoryContext request_context = nullptr;  // reset after every request
+    ConnectionAuth auth;                      // SASL state and the authenticated role
 };
 
 // All state lives here (not in the loop's frames), so an ERROR that ends the worker unwinds
@@ -126,10 +127,11 @@ void open_listen_sockets()
             char addr[NI_MAXHOST];
             if (getnameinfo(ai->ai_addr, ai->ai_addrlen, addr, sizeof addr, nullptr, 0, NI_NUMERICHOST) != 0)
                 snprintf(addr, sizeof addr, "?");
-            if (!allow_unauthenticated && !is_loopback(ai->ai_addr)) {
+            if (!allow_unauthenticated && !authentication_required() && !is_loopback(ai->ai_addr)) {
                 ereport(LOG, (errmsg("pgtopic kafka: not listening on non-loopback address %s", addr),
-                              errdetail("Kafka clients are not authenticated yet."),
-                              errhint("Set pgtopic.kafka_allow_unauthenticated to listen on it anyway.")));
+                              errdetail("Kafka clients are not authenticated: pgtopic.kafka_sasl_mechanisms is empty."),
+                              errhint("Set pgtopic.kafka_sasl_mechanisms (or, for development only, "
+                                      "pgtopic.kafka_allow_unauthenticated).")));
                 continue;
             }
             pgsocket s = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -208,7 +210,8 @@ void accept_connections(pgsocket listener)
             }
             return;
         }
-        if (!allow_unauthenticated && !is_loopback(reinterpret_cast<struct sockaddr *>(&peer))) {
+        bool loopback = is_loopback(reinterpret_cast<struct sockaddr *>(&peer));
+        if (!allow_unauthenticated && !authentication_required() && !loopback) {
             close(s);
             continue;
         }
@@ -225,6 +228,8 @@ void accept_connections(pgsocket listener)
         c->last_active = GetCurrentTimestamp();
         c->context = AllocSetContextCreate(state->context, "pgtopic kafka connection", ALLOCSET_SMALL_SIZES);
         c->request_context = AllocSetContextCreate(c->context, "pgtopic kafka request", ALLOCSET_DEFAULT_SIZES);
+        c->auth.context = c->context;
+        c->auth.loopback = loopback;
         state->connections.push_back(c);
         state->set_dirty = true;
     }
@@ -260,7 +265,10 @@ void process_frames(Connection *c)
         kafka::FrameStatus status{kafka::FrameStatus::need_more, 0};
         bool bad_size = false;
         try {
-            status = kafka::frame_status(c->in, max_frame_bytes);
+            // After a SaslHandshake v0 the client sends bare SASL tokens, which may be shorter
+            // than a request header.
+            status = c->auth.stage == ConnectionAuth::Stage::raw_token ? kafka::frame_status(c->in, max_frame_bytes, 1)
+                                                                       : kafka::frame_status(c->in, max_frame_bytes);
         } catch (const kafka::DecodeError &) {
             bad_size = true;  // negative, tiny or oversized frame: the stream cannot be trusted
         }
@@ -278,7 +286,8 @@ void process_frames(Connection *c)
         TimestampTz now = GetCurrentTimestamp();
         bool may_wait = !c->waiting || now < c->wait_until;
         int wait_ms = 0;
-        FrameResult result = handle_frame(std::string_view(c->in).substr(4, status.bytes), c->out, may_wait, &wait_ms);
+        FrameResult result =
+            handle_frame(std::string_view(c->in).substr(4, status.bytes), c->out, may_wait, &wait_ms, &c->auth);
         MemoryContextSwitchTo(old);
         MemoryContextReset(c->request_context);
         if (result == FrameResult::waiting) {
@@ -300,6 +309,11 @@ void process_frames(Connection *c)
         }
         bool ok = result == FrameResult::answered;
         c->in.erase(0, 4 + status.bytes);
+        if (result == FrameResult::answered_then_close) {
+            (void) flush_output(c);  // e.g. a failed authentication's error, then the close
+            c->closing = true;
+            break;
+        }
         if (c->in.capacity() > 16 * read_chunk && c->in.size() < read_chunk)
             c->in.shrink_to_fit();  // give a big frame's buffer back
         if (!ok) {
@@ -432,6 +446,7 @@ void listener_main(void *)
     pqsignal(SIGTERM, die);
     BackgroundWorkerUnblockSignals();
     BackgroundWorkerInitializeConnection(maintenance_database, role, 0);
+    remember_worker_user();
     pgstat_report_appname("pgtopic kafka listener");
     SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
 
@@ -529,6 +544,12 @@ void define_settings()
                              "Kafka clients are not authenticated yet: anyone who can connect gets "
                              "pgtopic.kafka_role's rights.",
                              &allow_unauthenticated, false, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+    DefineCustomStringVariable("pgtopic.kafka_sasl_mechanisms",
+                               "SASL mechanisms Kafka clients must authenticate with (SCRAM-SHA-256, PLAIN).",
+                               "Empty (the default): no authentication, every request runs as pgtopic.kafka_role. "
+                               "Otherwise every connection authenticates as a PostgreSQL role that may log in, "
+                               "whose topic rights its requests get; PLAIN is offered on loopback connections only.",
+                               &sasl_mechanisms, "", PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
     DefineCustomIntVariable("pgtopic.kafka_max_connections", "Most Kafka client connections at once.", nullptr,
                             &max_connections, 100, 1, 10000, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
     DefineCustomIntVariable("pgtopic.kafka_auto_create_partitions",

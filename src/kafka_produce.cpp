@@ -122,6 +122,7 @@ void produce_begin()
 {
     SetCurrentStatementStartTimestamp();
     StartTransactionCommand();
+    apply_request_role();
     PushActiveSnapshot(GetTransactionSnapshot());
     // A request never holds the loop behind a lock for long: 55P03 becomes REQUEST_TIMED_OUT.
     (void) set_config_option("lock_timeout", "200ms", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
@@ -165,6 +166,7 @@ bool produce_commit(int *sqlstate, char *message, std::size_t message_size, bool
     {
         CHECK_FOR_INTERRUPTS();  // a pending cancel fails the request here, not the replication wait
         PopActiveSnapshot();
+        restore_worker_user();
         CommitTransactionCommand();  // synchronous_commit (and synchronous replication) applies
         // SyncRepWaitForLSN stops waiting, and lets the commit through unreplicated, when the
         // process is told to die or to cancel (or the postmaster is gone): then no acknowledgement.

@@ -48,12 +48,21 @@ const ApiVersionsResponse::Api served_apis[] = {
     {static_cast<std::int16_t>(ApiKey::init_producer_id), 0, 1},
 };
 
+// Served (and advertised) when pgtopic.kafka_sasl_mechanisms is set.
+const ApiVersionsResponse::Api sasl_apis[] = {
+    {static_cast<std::int16_t>(ApiKey::sasl_handshake), 0, 1},
+    {static_cast<std::int16_t>(ApiKey::sasl_authenticate), 0, 1},
+};
+
 ApiVersionsResponse api_versions(std::int16_t error)
 {
     ApiVersionsResponse r;
     r.error_code = error;
     for (const auto &a : served_apis)
         r.api_keys.push_back(a);
+    if (authentication_required())
+        for (const auto &a : sasl_apis)
+            r.api_keys.push_back(a);
     return r;
 }
 
@@ -62,6 +71,10 @@ bool serves(std::int16_t key, std::int16_t version)
     for (const auto &a : served_apis)
         if (a.api_key == key && version >= a.min_version && version <= a.max_version)
             return true;
+    if (authentication_required())
+        for (const auto &a : sasl_apis)
+            if (a.api_key == key && version >= a.min_version && version <= a.max_version)
+                return true;
     return false;
 }
 
@@ -103,6 +116,7 @@ void begin_step(const char *activity)
 {
     SetCurrentStatementStartTimestamp();
     StartTransactionCommand();
+    apply_request_role();  // the authenticated role's rights (an abort restores the worker's user)
     PushActiveSnapshot(GetTransactionSnapshot());
     pgstat_report_activity(STATE_RUNNING, activity);
     SPI_connect();
@@ -115,6 +129,7 @@ void end_step(bool commit, MemoryContext request_context)
     disable_timeout(STATEMENT_TIMEOUT, false);
     SPI_finish();
     PopActiveSnapshot();
+    restore_worker_user();
     if (commit)
         CommitTransactionCommand();
     else
@@ -958,8 +973,101 @@ bool fetch_watch_changed(const std::vector<FetchWatch> &watch)
     return false;
 }
 
-FrameResult handle_frame(std::string_view payload, std::string &out, bool may_wait, int *wait_ms)
+// ---- SASL: SaslHandshake, then the mechanism's messages, bare (after a v0 handshake) or in
+// SaslAuthenticate requests (v1). The checks themselves are PostgreSQL's (kafka_auth.cpp).
+
+// One client message of the chosen mechanism; *reply: the server's message.
+AuthStep sasl_step(ConnectionAuth *auth, std::string_view message, std::string *reply)
 {
+    reply->clear();
+    if (auth->plain) {
+        PlainCredentials c;
+        if (!parse_sasl_plain(message, &c))
+            return AuthStep::failed;
+        std::string authzid(c.authzid), user(c.user), password(c.password);
+        return pg_call([&] { return sasl_plain(auth, authzid.c_str(), user.c_str(), password.c_str()); });
+    }
+    std::string user;
+    if (auth->scram == nullptr && !scram_client_first_user(message, &user))
+        return AuthStep::failed;
+    if (message.size() > 4096)
+        return AuthStep::failed;
+    char *output = nullptr;
+    int output_length = 0;
+    AuthStep step = pg_call([&] {
+        return sasl_scram(auth, user.c_str(), message.data(), static_cast<int>(message.size()), &output,
+                          &output_length);
+    });
+    if (output != nullptr && output_length > 0)
+        reply->assign(output, static_cast<std::size_t>(output_length));
+    return step;
+}
+
+SaslHandshakeResponse sasl_handshake(const SaslHandshakeRequest &req, std::int16_t version, ConnectionAuth *auth,
+                                     bool *close)
+{
+    SaslHandshakeResponse r;
+    for (const char *m : {"SCRAM-SHA-256", "PLAIN"})
+        if (mechanism_offered(m, auth->loopback))
+            r.mechanisms.emplace_back(m);
+    std::string mechanism(req.mechanism);
+    if (auth->stage != ConnectionAuth::Stage::start) {
+        r.error_code = code(ErrorCode::illegal_sasl_state);
+        *close = true;
+    } else if (!mechanism_offered(mechanism.c_str(), auth->loopback)) {
+        r.error_code = code(ErrorCode::unsupported_sasl_mechanism);
+    } else {
+        auth->plain = mechanism == "PLAIN";
+        auth->stage = version == 0 ? ConnectionAuth::Stage::raw_token : ConnectionAuth::Stage::authenticate;
+    }
+    return r;
+}
+
+SaslAuthenticateResponse sasl_authenticate(const SaslAuthenticateRequest &req, ConnectionAuth *auth, bool *close)
+{
+    SaslAuthenticateResponse r;
+    if (auth->stage != ConnectionAuth::Stage::authenticate) {
+        r.error_code = code(ErrorCode::illegal_sasl_state);
+        r.error_message = "SaslAuthenticate without a SaslHandshake v1 first, or after authentication";
+        *close = true;
+        return r;
+    }
+    AuthStep step = sasl_step(auth, req.auth_bytes, &r.auth_bytes);
+    if (step == AuthStep::failed) {
+        r.error_code = code(ErrorCode::sasl_authentication_failed);
+        r.error_message = "Authentication failed: invalid user name or password";  // the log says more
+        r.auth_bytes.clear();
+        *close = true;
+    } else if (step == AuthStep::done) {
+        auth->stage = ConnectionAuth::Stage::done;
+    }
+    return r;
+}
+
+// After a SaslHandshake v0: a bare token in, a bare token out (PLAIN's success: an empty one).
+FrameResult sasl_raw_token(std::string_view token, std::string &out, ConnectionAuth *auth)
+{
+    std::string reply;
+    AuthStep step = sasl_step(auth, token, &reply);
+    if (step == AuthStep::failed)
+        return FrameResult::closed;  // what Kafka does with a failed v0 exchange
+    Writer frame;
+    frame.bytes(reply);  // an int32 size, then the token
+    out.append(frame.view());
+    if (step == AuthStep::done)
+        auth->stage = ConnectionAuth::Stage::done;
+    return FrameResult::answered;
+}
+
+FrameResult handle_frame(std::string_view payload, std::string &out, bool may_wait, int *wait_ms, ConnectionAuth *auth)
+{
+    request_role = auth->role;  // InvalidOid until authenticated, or without SASL: pgtopic.kafka_role
+    if (auth->stage == ConnectionAuth::Stage::raw_token) {
+        FrameResult r = sasl_raw_token(payload, out, auth);
+        if (r == FrameResult::closed)
+            log_closing("SASL authentication failed", auth->user);
+        return r;
+    }
     char why[256] = "";
     char detail[512] = "";
     ErrorData *pg_error = nullptr;
@@ -967,9 +1075,26 @@ FrameResult handle_frame(std::string_view payload, std::string &out, bool may_wa
         RequestHeader header;
         try {
             Request req = decode_request(payload, &header);
+            const bool before_auth = authentication_required() && auth->stage != ConnectionAuth::Stage::done;
             if (!serves(req.header.api_key, req.header.api_version)) {
                 std::snprintf(why, sizeof why, "API key %d version %d is not served", req.header.api_key,
                               req.header.api_version);
+            } else if (before_auth && !std::holds_alternative<ApiVersionsRequest>(req.body) &&
+                       !std::holds_alternative<SaslHandshakeRequest>(req.body) &&
+                       !std::holds_alternative<SaslAuthenticateRequest>(req.body)) {
+                std::snprintf(why, sizeof why, "API key %d before SASL authentication", req.header.api_key);
+            } else if (auto *sh = std::get_if<SaslHandshakeRequest>(&req.body)) {
+                bool close = false;
+                append(out, encode_response(req.header.api_key, req.header.api_version, req.header.correlation_id,
+                                            sasl_handshake(*sh, req.header.api_version, auth, &close)));
+                return close ? FrameResult::answered_then_close : FrameResult::answered;
+            } else if (auto *sa = std::get_if<SaslAuthenticateRequest>(&req.body)) {
+                bool close = false;
+                append(out, encode_response(req.header.api_key, req.header.api_version, req.header.correlation_id,
+                                            sasl_authenticate(*sa, auth, &close)));
+                if (close)
+                    log_closing("SASL authentication failed", auth->user);
+                return close ? FrameResult::answered_then_close : FrameResult::answered;
             } else if (std::holds_alternative<ApiVersionsRequest>(req.body)) {
                 append(out, encode_response(req.header.api_key, req.header.api_version, req.header.correlation_id,
                                             api_versions(0)));

@@ -36,8 +36,37 @@ const char *advertised_host_name();
 // request's max_wait_ms, and the loop hands the same frame in again when a producer commits or
 // the wait is over (then with may_wait false). Never throws; runs PostgreSQL calls (each in its
 // own transaction) through pg_call and returns to the loop with no transaction open.
-enum class FrameResult { closed, answered, waiting };
-FrameResult handle_frame(std::string_view payload, std::string &out, bool may_wait, int *wait_ms);
+// A connection's SASL authentication (kafka_auth.cpp); the listener keeps one per connection.
+struct ConnectionAuth {
+    MemoryContext context = nullptr;  // the connection's (SCRAM state lives there)
+    bool loopback = true;             // the peer's address
+    enum class Stage { start, raw_token, authenticate, done } stage = Stage::start;
+    bool plain = false;               // the mechanism chosen: PLAIN, else SCRAM-SHA-256
+    void *scram = nullptr;            // PostgreSQL's SCRAM exchange, between its two messages
+    Oid role = InvalidOid;            // authenticated: the requests run as this role
+    Oid pending_role = InvalidOid;    // SCRAM: the role, once the exchange succeeds
+    char user[NAMEDATALEN] = "";
+};
+extern char *sasl_mechanisms;  // pgtopic.kafka_sasl_mechanisms ('' = no authentication)
+extern Oid request_role;       // the role of the request being handled (InvalidOid: kafka_role)
+bool authentication_required();
+// Whether the listener offers a mechanism to a client (PLAIN only on loopback: no TLS yet).
+bool mechanism_offered(const char *mechanism, bool loopback);
+// The worker's own user, saved once connected; each step's transaction runs as request_role
+// (apply_request_role after it starts, restore_worker_user before it commits).
+void remember_worker_user();
+void apply_request_role();
+void restore_worker_user();
+enum class AuthStep { continue_, done, failed };
+// PLAIN: PostgreSQL's password check for a role that may log in (its own transaction).
+AuthStep sasl_plain(ConnectionAuth *auth, const char *authzid, const char *user, const char *password);
+// SCRAM-SHA-256, one client message (user: from the first one); *output: the server's message.
+AuthStep sasl_scram(ConnectionAuth *auth, const char *user, const char *message, int length, char **output,
+                    int *output_length);
+
+// closed: close the connection now; answered_then_close: send `out`, then close.
+enum class FrameResult { closed, answered, waiting, answered_then_close };
+FrameResult handle_frame(std::string_view payload, std::string &out, bool may_wait, int *wait_ms, ConnectionAuth *auth);
 
 // What a parked Fetch waits on: each partition's storage root and the last stable offset it saw.
 // After handle_frame returned waiting, take_fetch_watch hands over what that request recorded

@@ -24,10 +24,12 @@ enum class ApiKey : std::int16_t {
     sync_group = 14,
     describe_groups = 15,
     list_groups = 16,
+    sasl_handshake = 17,
     api_versions = 18,
     create_topics = 19,
     delete_topics = 20,
     init_producer_id = 22,
+    sasl_authenticate = 36,
 };
 
 struct VersionRange {
@@ -42,6 +44,7 @@ inline constexpr VersionRange codec_versions[] = {
     {ApiKey::produce, 3, 7, 9},        {ApiKey::fetch, 4, 11, 12},      {ApiKey::list_offsets, 1, 2, 6},
     {ApiKey::metadata, 0, 4, 9},       {ApiKey::api_versions, 0, 3, 3}, {ApiKey::create_topics, 0, 4, 5},
     {ApiKey::delete_topics, 0, 1, 4},  {ApiKey::init_producer_id, 0, 1, 2},
+    {ApiKey::sasl_handshake, 0, 1, 2}, {ApiKey::sasl_authenticate, 0, 1, 2},
     // Consumer groups (group_messages.hpp)
     {ApiKey::offset_commit, 2, 7, 8},   {ApiKey::offset_fetch, 1, 5, 6},  {ApiKey::find_coordinator, 0, 2, 3},
     {ApiKey::join_group, 0, 5, 6},      {ApiKey::heartbeat, 0, 3, 4},     {ApiKey::leave_group, 0, 3, 4},

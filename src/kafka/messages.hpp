@@ -237,6 +237,37 @@ struct InitProducerIdResponse {
     std::int16_t producer_epoch = -1;
 };
 
+// ---- SaslHandshake (key 17), v0-1, and SaslAuthenticate (key 36), v0-1 (v2+ is flexible).
+// After a v0 handshake the client sends the mechanism's tokens as bare size-prefixed frames
+// (no request header); from v1 it wraps them in SaslAuthenticate requests.
+struct SaslHandshakeRequest {
+    std::string_view mechanism;
+};
+struct SaslHandshakeResponse {
+    std::int16_t error_code = 0;
+    std::vector<std::string> mechanisms;
+};
+struct SaslAuthenticateRequest {
+    std::string_view auth_bytes;
+};
+struct SaslAuthenticateResponse {
+    std::int16_t error_code = 0;
+    std::optional<std::string> error_message;
+    std::string auth_bytes;
+    std::int64_t session_lifetime_ms = 0;  // v1+ (0: the session does not expire)
+};
+
+// The parts of SASL messages the server needs before the mechanism runs. PLAIN (RFC 4616):
+// authzid NUL authcid NUL passwd; false when malformed (a missing NUL, an empty user, a NUL in
+// the password, or parts over 1024 bytes).
+struct PlainCredentials {
+    std::string_view authzid, user, password;
+};
+bool parse_sasl_plain(std::string_view message, PlainCredentials *out);
+// SCRAM (RFC 5802) client-first-message: the user name of "gs2-header n=user,r=nonce,...", its
+// "=2C" and "=3D" decoded; false when malformed (or over 1024 bytes).
+bool scram_client_first_user(std::string_view message, std::string *user);
+
 // Body decoders: read exactly one body of the given version (trailing bytes are an error).
 ApiVersionsRequest decode_api_versions_request(Reader &in, std::int16_t version);
 MetadataRequest decode_metadata_request(Reader &in, std::int16_t version);
@@ -246,6 +277,8 @@ ListOffsetsRequest decode_list_offsets_request(Reader &in, std::int16_t version)
 CreateTopicsRequest decode_create_topics_request(Reader &in, std::int16_t version);
 DeleteTopicsRequest decode_delete_topics_request(Reader &in, std::int16_t version);
 InitProducerIdRequest decode_init_producer_id_request(Reader &in, std::int16_t version);
+SaslHandshakeRequest decode_sasl_handshake_request(Reader &in, std::int16_t version);
+SaslAuthenticateRequest decode_sasl_authenticate_request(Reader &in, std::int16_t version);
 
 // Body encoders (no header, no size prefix). An ApiVersions response to a version the codec
 // does not know is encoded as v0 (what Kafka brokers do with UNSUPPORTED_VERSION).
@@ -257,6 +290,8 @@ void encode_list_offsets_response(Writer &out, std::int16_t version, const ListO
 void encode_create_topics_response(Writer &out, std::int16_t version, const CreateTopicsResponse &r);
 void encode_delete_topics_response(Writer &out, std::int16_t version, const DeleteTopicsResponse &r);
 void encode_init_producer_id_response(Writer &out, std::int16_t version, const InitProducerIdResponse &r);
+void encode_sasl_handshake_response(Writer &out, std::int16_t version, const SaslHandshakeResponse &r);
+void encode_sasl_authenticate_response(Writer &out, std::int16_t version, const SaslAuthenticateResponse &r);
 
 // Throws DecodeError(unsupported_version) unless version is in the codec's range for key.
 void check_version(ApiKey key, std::int16_t version);
@@ -265,6 +300,7 @@ void check_version(ApiKey key, std::int16_t version);
 
 using RequestBody = std::variant<ApiVersionsRequest, MetadataRequest, ProduceRequest, FetchRequest,
                                  ListOffsetsRequest, CreateTopicsRequest, DeleteTopicsRequest, InitProducerIdRequest,
+                                 SaslHandshakeRequest, SaslAuthenticateRequest,
                                  // consumer groups (group_messages.hpp)
                                  FindCoordinatorRequest, JoinGroupRequest, SyncGroupRequest, HeartbeatRequest,
                                  LeaveGroupRequest, OffsetCommitRequest, OffsetFetchRequest, DescribeGroupsRequest,
@@ -282,6 +318,7 @@ Request decode_request(std::string_view payload, RequestHeader *header_out = nul
 
 using ResponseBody = std::variant<ApiVersionsResponse, MetadataResponse, ProduceResponse, FetchResponse,
                                   ListOffsetsResponse, CreateTopicsResponse, DeleteTopicsResponse, InitProducerIdResponse,
+                                  SaslHandshakeResponse, SaslAuthenticateResponse,
                                   // consumer groups (group_messages.hpp)
                                   FindCoordinatorResponse, JoinGroupResponse, SyncGroupResponse, HeartbeatResponse,
                                   LeaveGroupResponse, OffsetCommitResponse, OffsetFetchResponse,

@@ -49,6 +49,12 @@ Request decode_request(std::string_view payload, RequestHeader *header_out)
     case ApiKey::init_producer_id:
         req.body = decode_init_producer_id_request(in, v);
         break;
+    case ApiKey::sasl_handshake:
+        req.body = decode_sasl_handshake_request(in, v);
+        break;
+    case ApiKey::sasl_authenticate:
+        req.body = decode_sasl_authenticate_request(in, v);
+        break;
     case ApiKey::find_coordinator:
         req.body = decode_find_coordinator_request(in, v);
         break;
@@ -130,6 +136,14 @@ std::vector<unsigned char> encode_response(std::int16_t api_key, std::int16_t ap
     case ApiKey::init_producer_id:
         encode_init_producer_id_response(out, api_version,
                                          body_as<InitProducerIdResponse>(body, ApiKey::init_producer_id, api_key));
+        break;
+    case ApiKey::sasl_handshake:
+        encode_sasl_handshake_response(out, api_version,
+                                       body_as<SaslHandshakeResponse>(body, ApiKey::sasl_handshake, api_key));
+        break;
+    case ApiKey::sasl_authenticate:
+        encode_sasl_authenticate_response(out, api_version,
+                                          body_as<SaslAuthenticateResponse>(body, ApiKey::sasl_authenticate, api_key));
         break;
     case ApiKey::find_coordinator:
         encode_find_coordinator_response(out, api_version, body_as<FindCoordinatorResponse>(body, ApiKey::find_coordinator, api_key));
