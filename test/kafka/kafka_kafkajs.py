@@ -11,7 +11,8 @@ test/kafka/kafkajs/kjs.js:
   decoded by kafkajs): SQL-produced and kafkajs-produced messages exactly once, in offset order,
   at pgtopic's offsets; fetchTopicOffsets high = the last stable offset;
 - a SQL transaction held open holds the read at the LSO; a rolled-back SQL produce is a gap
-  skipped without error.
+  skipped without error;
+- examples/node/kafkajs-producer-consumer.js runs against the same server (10 messages).
 
     /usr/bin/python3 test/kafka/kafka_kafkajs.py [--bindir DIR] [--port N] [--kafka-port N]
 """
@@ -185,6 +186,18 @@ def run(broker, dsn):
           and 'error' not in r, (offs, r))
     check('kafkajs read: rolled-back messages never returned',
           not any('rolled-back' in m[2] for p in r.get('partitions', {}).values() for m in p), r)
+
+    # ---- the example (examples/node/kafkajs-producer-consumer.js), with this directory's kafkajs
+    example = os.path.join(HERE, '..', '..', 'examples', 'node', 'kafkajs-producer-consumer.js')
+    env = dict(os.environ, NODE_PATH=os.path.join(JS_DIR, 'node_modules'))
+    e = subprocess.run(['node', example, '--broker', broker, '--count', '10'], capture_output=True, text=True,
+                       timeout=60, env=env)
+    cur.execute("SELECT sum(n) FROM (SELECT count(*) AS n FROM generate_series(0, 2) p,"
+                " LATERAL pgtopic.fetch('kafkajs_demo', p, 0, 1000)) s")
+    stored_n = cur.fetchone()[0]
+    check('example kafkajs-producer-consumer.js: 10 produced, stored, read back',
+          e.returncode == 0 and e.stdout.strip().endswith('read 10 messages') and stored_n == 10,
+          (e.returncode, stored_n, e.stdout[-300:], e.stderr[:1500]))
     conn.close()
 
 
