@@ -386,6 +386,8 @@ std::optional<JoinGroupResponse> KafkaGroupCoordinator::join(std::uint64_t token
             break;
         }
         fill(m);
+        if (g->members.size() == 1)  // alone, it may change the group's protocol type
+            g->protocol_type = m.protocol_type;
         m.awaiting_join = true;
         park_join(m, token);
         if (g->state == KafkaGroupState::preparing_rebalance)

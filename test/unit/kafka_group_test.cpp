@@ -403,3 +403,64 @@ TEST(KafkaGroup, CancelDropsParkedResponses)
     EXPECT_TRUE(c.take_completions().empty());
     EXPECT_EQ(c.generation("g"), 2);  // cb stays a member until its session ends
 }
+
+TEST(KafkaGroup, LeaderRejoinInStableRebalancesAndRetriedJoinIsAnswered)
+{
+    Fixture f;
+    auto &c = f.c;
+    join_v1(c, 1, "ca", 0);
+    ASSERT_FALSE(c.join(2, 1, join_req("", range_only), "cb", "/h", 0));
+    c.join(1, 1, join_req("ca-id1", range_only), "ca", "/h", 0);
+    c.take_completions();
+    c.sync(2, sync_req("cb-id2", 2), 0);
+    c.sync(1, sync_req("ca-id1", 2, {{"ca-id1", "A"}, {"cb-id2", "B"}}), 0);
+    c.take_completions();
+    ASSERT_EQ(c.state("g"), KafkaGroupState::stable);
+    // a follower rejoining unchanged in Stable: the current generation at once, no rebalance
+    auto fb = c.join(2, 1, join_req("cb-id2", range_only), "cb", "/h", 10);
+    ASSERT_TRUE(fb);
+    EXPECT_EQ(fb->generation_id, 2);
+    EXPECT_TRUE(fb->members.empty());
+    EXPECT_EQ(c.state("g"), KafkaGroupState::stable);
+    // the leader rejoining starts a rebalance
+    EXPECT_FALSE(c.join(1, 1, join_req("ca-id1", range_only), "ca", "/h", 20));
+    EXPECT_EQ(c.state("g"), KafkaGroupState::preparing_rebalance);
+    // the leader retries on another connection: the first request is answered 27
+    EXPECT_FALSE(c.join(3, 1, join_req("ca-id1", range_only), "ca", "/h", 30));
+    auto done = c.take_completions();
+    ASSERT_EQ(done.size(), 1u);
+    EXPECT_EQ(done[0].token, 1u);
+    EXPECT_EQ(std::get<JoinGroupResponse>(done[0].response).error_code, 27);
+    // cb rejoins: everyone answered, the leader on its new connection
+    auto b = c.join(2, 1, join_req("cb-id2", range_only), "cb", "/h", 40);
+    ASSERT_TRUE(b);
+    EXPECT_EQ(b->generation_id, 3);
+    done = c.take_completions();
+    ASSERT_EQ(done.size(), 1u);
+    EXPECT_EQ(done[0].token, 3u);
+    EXPECT_EQ(std::get<JoinGroupResponse>(done[0].response).members.size(), 2u);
+}
+
+TEST(KafkaGroup, MissedSyncRemovesTheLeaderAndFailsParkedSyncs)
+{
+    Fixture f;
+    auto &c = f.c;
+    join_v1(c, 1, "ca", 0);
+    ASSERT_FALSE(c.join(2, 1, join_req("", range_only), "cb", "/h", 0));
+    c.join(1, 1, join_req("ca-id1", range_only), "ca", "/h", 0);
+    c.take_completions();
+    EXPECT_FALSE(c.sync(2, sync_req("cb-id2", 2), 100));
+    // the leader heartbeats (a normal heartbeat in CompletingRebalance) but never syncs
+    for (std::int64_t t : {5000, 12000, 18000})
+        EXPECT_EQ(c.heartbeat(hb_req("ca-id1", 2), t).error_code, 0);
+    EXPECT_EQ(*c.next_deadline(), 20000);  // the sync deadline: the rebalance timeout after the join
+    c.tick(19999);
+    EXPECT_TRUE(c.take_completions().empty());
+    c.tick(20000);
+    auto done = c.take_completions();
+    ASSERT_EQ(done.size(), 1u);
+    EXPECT_EQ(done[0].token, 2u);
+    EXPECT_EQ(std::get<SyncGroupResponse>(done[0].response).error_code, 27);
+    EXPECT_EQ(c.heartbeat(hb_req("ca-id1", 2), 20001).error_code, 25);
+    EXPECT_EQ(c.state("g"), KafkaGroupState::preparing_rebalance);
+}
