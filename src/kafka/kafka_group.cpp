@@ -440,8 +440,11 @@ std::optional<SyncGroupResponse> KafkaGroupCoordinator::sync(std::uint64_t token
                 o->assignment = std::string(a.assignment);
         g->state = KafkaGroupState::stable;
         for (auto &o : g->members) {
+            if (!o.sync.active)
+                continue;
             SyncGroupResponse r;
             r.assignment = o.assignment;
+            o.last_heartbeat_ms = now;  // as Kafka's propagateAssignment: the session restarts
             emit(o.sync, std::move(r));
         }
     }
@@ -511,25 +514,24 @@ LeaveGroupResponse KafkaGroupCoordinator::leave(std::int16_t version, const Leav
     return r;
 }
 
-// Kafka's doCommitOffsets checks, in this order.
+// Kafka's handleCommitOffsets / validateOffsetCommit / doCommitOffsets, in this order. An empty
+// group id is valid here (Kafka accepts it for OffsetCommit, OffsetFetch and DescribeGroups).
 ErrorCode KafkaGroupCoordinator::offset_commit_check(std::string_view group_id, std::int32_t generation_id,
                                                      std::string_view member_id, std::int64_t now)
 {
-    if (group_id.empty())
-        return ErrorCode::invalid_group_id;
     Group *g = find(group_id);
     if (!g)  // not using group management (generation -1), else a commit of a gone generation
         return generation_id < 0 ? ErrorCode::none : ErrorCode::illegal_generation;
     if (generation_id < 0 && g->state == KafkaGroupState::empty)
         return ErrorCode::none;
-    if (g->state == KafkaGroupState::completing_rebalance)
-        return ErrorCode::rebalance_in_progress;
     Member *m = member(*g, member_id);
-    if (!m)
+    if (!m)  // a member id given but unknown, or none given while the group has members
         return ErrorCode::unknown_member_id;
     if (generation_id != g->generation)
         return ErrorCode::illegal_generation;
-    m->last_heartbeat_ms = now;
+    if (g->state == KafkaGroupState::completing_rebalance)
+        return ErrorCode::rebalance_in_progress;
+    m->last_heartbeat_ms = now;  // Stable or PreparingRebalance
     return ErrorCode::none;
 }
 
@@ -537,10 +539,8 @@ DescribeGroupsResponse::Group KafkaGroupCoordinator::describe(std::string_view g
 {
     DescribeGroupsResponse::Group out;
     out.group_id = std::string(group_id);
-    const Group *g = group_id.empty() ? nullptr : find(group_id);
-    if (group_id.empty())
-        out.error_code = code(ErrorCode::invalid_group_id);
-    if (!g) {
+    const Group *g = find(group_id);
+    if (!g) {  // Kafka (DescribeGroups v0-5): no error, state Dead
         out.group_state = group_state_name(KafkaGroupState::dead);
         return out;
     }

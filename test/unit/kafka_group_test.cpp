@@ -283,10 +283,12 @@ TEST(KafkaGroup, OffsetCommitAcceptance)
     auto &c = f.c;
     EXPECT_EQ(c.offset_commit_check("g", -1, "", 0), ErrorCode::none);  // no group: simple commit
     EXPECT_EQ(c.offset_commit_check("g", 3, "m", 0), ErrorCode::illegal_generation);
-    EXPECT_EQ(c.offset_commit_check("", -1, "", 0), ErrorCode::invalid_group_id);
+    EXPECT_EQ(c.offset_commit_check("", -1, "", 0), ErrorCode::none);  // Kafka allows the empty group id here
     join_v1(c, 1, "ca", 0);  // CompletingRebalance, generation 1
     EXPECT_EQ(c.offset_commit_check("g", 1, "ca-id1", 0), ErrorCode::rebalance_in_progress);
-    EXPECT_EQ(c.offset_commit_check("g", -1, "", 0), ErrorCode::rebalance_in_progress);
+    // member and generation are checked before the state
+    EXPECT_EQ(c.offset_commit_check("g", -1, "", 0), ErrorCode::unknown_member_id);
+    EXPECT_EQ(c.offset_commit_check("g", 0, "ca-id1", 0), ErrorCode::illegal_generation);
     c.sync(1, sync_req("ca-id1", 1, {{"ca-id1", "A"}}), 0);  // Stable
     EXPECT_EQ(c.offset_commit_check("g", 1, "ca-id1", 0), ErrorCode::none);
     EXPECT_EQ(c.offset_commit_check("g", 0, "ca-id1", 0), ErrorCode::illegal_generation);
