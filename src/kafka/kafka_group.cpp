@@ -334,12 +334,13 @@ std::optional<JoinGroupResponse> KafkaGroupCoordinator::join(std::uint64_t token
     }
     Member *existing = req.member_id.empty() ? nullptr : member(*g, req.member_id);
     const bool is_pending = !req.member_id.empty() && g->pending.count(std::string(req.member_id)) > 0;
-    if (!existing && !is_pending && !req.member_id.empty())
-        return answer(join_error(ErrorCode::unknown_member_id, req.member_id));
+    // Kafka's order: the size cap (acceptJoiningMember), the protocols, then the member id.
     if (!existing && !is_pending && g->members.size() + g->pending.size() >= limits_.max_members_per_group)
-        return answer(join_error(ErrorCode::group_max_size_reached, req.member_id));
+        return answer(join_error(ErrorCode::group_max_size_reached, ""));
     if (!supports(*g, req.member_id, req.protocol_type, req.protocols))
         return answer(join_error(ErrorCode::inconsistent_group_protocol, req.member_id));
+    if (!existing && !is_pending && !req.member_id.empty())
+        return answer(join_error(ErrorCode::unknown_member_id, req.member_id));
 
     auto fill = [&](Member &m) {
         m.client_id = std::string(client_id);

@@ -225,6 +225,9 @@ TEST(KafkaGroup, InconsistentProtocolAndSessionTimeout)
     other_type.protocol_type = "connect";
     EXPECT_EQ(c.join(2, 1, other_type, "cb", "/h", 1)->error_code, 23);
     EXPECT_EQ(c.join(2, 1, join_req("", {{"roundrobin", ""}}), "cb", "/h", 1)->error_code, 23);
+    // Kafka checks the protocols before the member id
+    EXPECT_EQ(c.join(2, 1, join_req("stranger", {{"roundrobin", ""}}), "cb", "/h", 1)->error_code, 23);
+    EXPECT_EQ(c.join(2, 1, join_req("stranger", range_only), "cb", "/h", 1)->error_code, 25);
     EXPECT_EQ(c.join(2, 1, join_req("", range_only, 10), "cb", "/h", 1)->error_code, 26);
     auto empty_group = join_req("", range_only);
     empty_group.group_id = "";
