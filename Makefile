@@ -28,7 +28,8 @@ KAFKA_CODEC_SRCS = src/kafka/wire.cpp src/kafka/framing.cpp src/kafka/header.cpp
 	src/kafka/metadata.cpp src/kafka/produce_messages.cpp src/kafka/fetch_messages.cpp src/kafka/list_offsets.cpp \
 	src/kafka/create_topics.cpp src/kafka/delete_topics.cpp src/kafka/request.cpp src/kafka/record_batch.cpp \
 	src/kafka/init_producer_id.cpp src/kafka/producer_sequence.cpp src/kafka/sasl.cpp \
-	src/kafka/find_coordinator.cpp src/kafka/group_membership.cpp src/kafka/offset_commit.cpp src/kafka/describe_groups.cpp
+	src/kafka/find_coordinator.cpp src/kafka/group_membership.cpp src/kafka/offset_commit.cpp src/kafka/describe_groups.cpp \
+	src/kafka/kafka_group.cpp
 KAFKA_OBJS = $(KAFKA_CODEC_SRCS:.cpp=.o) src/kafka_crc32c.o src/kafka_listener.o src/kafka_requests.o src/kafka_produce.o src/kafka_producers.o src/kafka_auth.o
 
 DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
