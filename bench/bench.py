@@ -1737,7 +1737,7 @@ def main():
         if not full:
             say('[produce 1 msg/tx, 1024 B, 4 clients]')
             group_single(1024, 4, with_8p=False)
-    if CTX.kafka is not None and 'kafka' in groups | {'batch', 'drain'}:
+    if CTX.kafka is not None and groups & {'kafka', 'batch', 'drain'}:
         say('Kafka rows left out: %s' % CTX.kafka)
     if 'batch' in groups:
         for size in ((100, 1024) if full else (100,)):
@@ -1745,13 +1745,13 @@ def main():
                 for clients in (1, 4):
                     say('[produce_batch %d x %d B, %d clients]' % (batch, size, clients))
                     group_batch(size, batch, clients, kafka=size == 100 and batch == 1000)
+        if not full:
+            say('[produce_batch 1000 x 1024 B, 4 clients]')
+            group_batch(1024, 1000, 4)
     elif 'kafka' in groups:
         for clients in (1, 4):
             say('[Kafka Produce vs produce_batch 1000 x 100 B, %d clients]' % clients)
             group_batch(100, 1000, clients, kafka=True, sql_baselines=False)
-        if not full:
-            say('[produce_batch 1000 x 1024 B, 4 clients]')
-            group_batch(1024, 1000, 4)
     if 'drain' in groups:
         for size in ((100, 1024) if full else (100,)):
             say('[drain %d x %d B]' % (backlog, size))
