@@ -49,6 +49,8 @@ class Ctx:
     slice_s = 3.0
     rounds = 2
     log = None
+    kafka_port = None   # the Kafka listener's port (bench/server.sh)
+    kafka = None        # None: the Kafka rows run; else why they do not
 
 
 CTX = Ctx()
@@ -176,6 +178,7 @@ class Row:
         self.baselines = []    # keys of rows to compare with (for pgtopic rows)
         self.checks = []       # (ok, text)
         self.p50 = self.p99 = None   # overrides (latency rows)
+        self.kafka = {'failed': 0, 'unflushed': 0, 'warm': 0, 'client_cpu': 0.0}   # Kafka producer rows
 
     @property
     def rate(self):
@@ -373,6 +376,197 @@ def bound_slice(query, params, clients, batch):
 
 
 # ---------------------------------------------------------------------------------------------
+# the Kafka protocol: librdkafka (Debian's, through python3-confluent-kafka) and kcat against the
+# listener of the same server (bench/server.sh turns it on; role bench_kafka)
+
+KAFKA_ROLE = 'bench_kafka'
+
+
+def kafka_ready():
+    """None if Kafka rows can run, else why not (the rows are then left out, with the reason said)."""
+    if not CTX.kafka_port:
+        return 'no --kafka-port'
+    try:
+        import confluent_kafka  # noqa: F401
+    except ImportError:
+        return 'python3-confluent-kafka missing'
+    import socket
+    try:
+        socket.create_connection(('127.0.0.1', CTX.kafka_port), timeout=2).close()
+    except OSError as e:
+        return 'the Kafka listener is not reachable on 127.0.0.1:%d (%s)' % (CTX.kafka_port, e)
+    return None
+
+
+def kafka_grant(topic, *rights):
+    for right in rights:
+        sql('SELECT pgtopic.grant_topic(%s, %s, %s)', (topic, KAFKA_ROLE, right))
+
+
+def kafka_bootstrap():
+    return '127.0.0.1:%d' % CTX.kafka_port
+
+
+def cpu_self():
+    t = os.times()
+    return t.user + t.system
+
+
+KAFKA_PRODUCER_CONF = {
+    'acks': 'all',                    # -1: the response follows the commit
+    'linger.ms': 5,
+    'batch.num.messages': 1000,       # batches of 1000 messages (one RecordBatch per request here)
+    'batch.size': 1000000,            # bytes: 1000 x 100 B fit
+    'queue.buffering.max.messages': 200000,
+    'compression.type': 'none',
+    'enable.idempotence': False,      # librdkafka 2.0.2's default, said explicitly
+}
+
+
+def kafka_producer_proc(topic, values, seconds, barrier, result_q):
+    """One librdkafka producer (its own process, one broker connection): produce() the batch's
+    values round and round to partition 0 for `seconds`, then flush. Counts only messages whose
+    delivery report came back without an error."""
+    from confluent_kafka import Producer
+    counts = [0, 0]   # acknowledged, failed
+
+    def on_delivery(err, msg):
+        counts[0 if err is None else 1] += 1
+
+    p = Producer(dict(KAFKA_PRODUCER_CONF, **{'bootstrap.servers': kafka_bootstrap()}))
+    p.produce(topic, values[0], partition=0, on_delivery=on_delivery)   # connect and learn the metadata
+    left = p.flush(30)
+    warm = counts[0]
+    counts[0] = counts[1] = 0
+    n = len(values)
+    barrier.wait()
+    c0 = cpu_self()
+    t0 = time.monotonic()
+    produced = 0
+    while time.monotonic() - t0 < seconds:
+        for v in values:
+            try:
+                p.produce(topic, v, partition=0, on_delivery=on_delivery)
+            except BufferError:   # the local queue is full: serve delivery reports, then go on
+                p.poll(0.001)
+                break
+            produced += 1
+        p.poll(0)
+    left += p.flush(60)
+    t1 = time.monotonic()
+    result_q.put({'acked': counts[0], 'failed': counts[1], 'produced': produced, 'unflushed': left, 'warm': warm,
+                  'secs': t1 - t0, 'cpu': cpu_self() - c0, 'n': n})
+
+
+def kafka_produce_slice(r, topic, values, producers):
+    """A slice of `producers` librdkafka producers (processes); returns (acknowledged, seconds, [])
+    and sums the producers' own CPU and their warm-up messages into the row."""
+    def run():
+        barrier = mp.Barrier(producers)
+        q = mp.Queue()
+        procs = [mp.Process(target=kafka_producer_proc, args=(topic, values, CTX.slice_s, barrier, q))
+                 for _ in range(producers)]
+        for p in procs:
+            p.start()
+        res = [q.get() for _ in procs]
+        for p in procs:
+            p.join()
+        r.kafka['failed'] += sum(x['failed'] for x in res)
+        r.kafka['unflushed'] += sum(x['unflushed'] for x in res)
+        r.kafka['warm'] += sum(x['warm'] for x in res)
+        r.kafka['client_cpu'] += sum(x['cpu'] for x in res)
+        return sum(x['acked'] for x in res), max(x['secs'] for x in res), []
+    return run
+
+
+def kafka_produce_check(r, topic):
+    k = r.kafka
+    stored, hw = topic_rows(topic), topic_hw(topic)
+    check(r, k['failed'] == 0 and k['unflushed'] == 0, 'delivery reports: %d failed, %d left unflushed'
+          % (k['failed'], k['unflushed']))
+    check(r, stored == hw == r.msgs + k['warm'], 'stored rows %d = high watermark %d = acknowledged %d + %d warm-up'
+          % (stored, hw, r.msgs, k['warm']))
+    r.note = 'librdkafka %s; producers\' own CPU %.1f us/msg (2 cores shared with the server)' % (
+        kafka_libversion(), k['client_cpu'] * 1e6 / r.msgs if r.msgs else float('nan'))
+
+
+def kafka_libversion():
+    import confluent_kafka
+    return confluent_kafka.libversion()[0]
+
+
+def kafka_fetch_ck(r, topic, partitions, expected, deadline_s=300):
+    """A librdkafka consumer assigned to every partition from the beginning (no group), until it has
+    `expected` messages; each partition's offsets are checked after the clock stops."""
+    from confluent_kafka import Consumer, TopicPartition as CTP, OFFSET_BEGINNING
+    c = Consumer({'bootstrap.servers': kafka_bootstrap(), 'group.id': 'bench-unused', 'enable.auto.commit': False,
+                  'fetch.wait.max.ms': 100, 'check.crcs': False})
+    c.get_watermark_offsets(CTP(topic, 0), timeout=10)   # connected, metadata known, before the clock
+    got, nbytes, errors, batches = 0, 0, 0, []
+    with collector_off():
+        c0 = cpu_self()
+        t0 = time.monotonic()
+        c.assign([CTP(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
+        while got < expected and time.monotonic() - t0 < deadline_s:
+            msgs = c.consume(num_messages=10000, timeout=1.0)
+            for m in msgs:
+                if m.error():
+                    errors += 1
+            ok = [m for m in msgs if not m.error()]
+            batches.append([(m.partition(), m.offset()) for m in ok])
+            nbytes += sum(len(m.value()) for m in ok)
+            got += len(ok)
+        t1 = time.monotonic()
+        cpu = cpu_self() - c0
+    c.close()
+    kafka_fetch_result(r, topic, got, expected, t1 - t0, nbytes, errors, (po for b in batches for po in b))
+    r.note = 'librdkafka %s; consumer\'s own CPU %.1f us/msg; %.1f MB of values' % (
+        kafka_libversion(), cpu * 1e6 / got if got else float('nan'), nbytes / MB)
+
+
+def kafka_fetch_kcat(r, topic, expected, deadline_s=300):
+    """kcat -C -e -o beginning: every partition from the beginning to its end, then exits; one line
+    per message (partition, offset, value size) written to a file, checked after the clock stops."""
+    out = os.path.join(CTX.gen, 'kcat-%s.txt' % topic)
+    cmd = ['kcat', '-C', '-b', kafka_bootstrap(), '-t', topic, '-e', '-o', 'beginning', '-q',
+           '-f', '%p %o %S\n', '-X', 'fetch.wait.max.ms=100']
+    with open(out, 'w') as f:
+        t0 = time.monotonic()
+        p = subprocess.run(cmd, stdout=f, stderr=subprocess.PIPE, text=True, timeout=deadline_s)
+        t1 = time.monotonic()
+    pos, nbytes = [], 0
+    with open(out) as f:
+        for line in f:
+            a, b, c = line.split()
+            pos.append((int(a), int(b)))
+            nbytes += int(c)
+    os.unlink(out)
+    check(r, p.returncode == 0, 'kcat exit code %d %s' % (p.returncode, p.stderr.strip()[:200]))
+    kafka_fetch_result(r, topic, len(pos), expected, t1 - t0, nbytes, 0, pos)
+    r.note = 'kcat with librdkafka %s, timed from its start to its exit; %.1f MB of values' % (
+        kafka_libversion(), nbytes / MB)
+
+
+def kafka_fetch_result(r, topic, got, expected, secs, nbytes, errors, offsets):
+    stats = {}   # partition -> [count, sum, last, out of order]
+    for part, off in offsets:
+        s = stats.setdefault(part, [0, 0, -1, 0])
+        s[3] += off <= s[2]
+        s[0] += 1
+        s[1] += off
+        s[2] = off
+    hw = {p: h for p, h in sql('SELECT "partition", high_watermark FROM pgtopic.partition_offsets(%s)', (topic,))}
+    exact = all(stats.get(p, [0, 0])[0] == h and stats.get(p, [0, 0])[1] == h * (h - 1) // 2 for p, h in hw.items())
+    check(r, got == expected and exact and errors == 0, '%d fetched of %d produced; each offset exactly once: %s; '
+          'consumer errors %d' % (got, expected, exact, errors))
+    check(r, sum(s[3] for s in stats.values()) == 0, 'offsets in order within each partition')
+    r.msgs += got
+    r.secs += secs
+    r.mb = nbytes
+    r.lat_label = ''
+
+
+# ---------------------------------------------------------------------------------------------
 # baseline objects
 
 
@@ -516,9 +710,18 @@ def group_single(size, clients, with_8p=True, gid='s'):
 # produce: batches
 
 
-def group_batch(size, batch, clients, gid='b'):
+def group_batch(size, batch, clients, gid='b', kafka=False, sql_baselines=True):
+    """kafka: librdkafka producers (as many as clients, acks=all, batches of `batch`) interleaved with
+    the rest, into a topic of their own; sql_baselines=False: only produce_batch (bound) beside them."""
     tag = '%s%d_%d_%dc' % (gid, size, batch, clients)
     t1, q, pq, pl = 'bt_%s' % tag, 'bq_%s' % tag, 'bpgq_%s' % tag, 'bplain_%s' % tag
+    tk = 'bk_%s' % tag
+    kafka = kafka and CTX.kafka is None
+    if kafka:
+        create_topic(tk, 1)
+        kafka_grant(tk, 'produce')
+    if not sql_baselines:
+        return group_batch_kafka_only(size, batch, clients, t1, tk, kafka)
     create_topic(t1, 1)
     create_queue_table(q)
     create_pgq(pq)
@@ -540,7 +743,13 @@ def group_batch(size, batch, clients, gid='b'):
     units = [(r['pgtopic'], bound_slice('SELECT pgtopic.produce_batch(%s::text, %s)', (t1, array), clients, batch)),
              (r['queue_bound'], bound_slice('INSERT INTO %s (payload) SELECT unnest(%%s)' % q, (array,), clients, batch))]
     units += [(r[k], pgbench_slice(s[k], clients, batch, False)) for k in ('literal', 'copy', 'insert', 'queue', 'pgq')]
+    if kafka:
+        r['kafka'] = kafka_produce_row(size, batch, clients, r['pgtopic'])
+        units.append((r['kafka'], kafka_produce_slice(r['kafka'], tk, [v.encode() for v in payloads(size, batch)], clients)))
     interleave(units)
+    if kafka:
+        kafka_produce_check(r['kafka'], tk)
+        drop_all([tk])
     produced = r['pgtopic'].msgs + r['literal'].msgs
     check(r['pgtopic'], topic_rows(t1) == topic_hw(t1) >= produced,
           'stored rows %d = high watermark %d >= acknowledged %d' % (topic_rows(t1), topic_hw(t1), produced))
@@ -548,6 +757,35 @@ def group_batch(size, batch, clients, gid='b'):
           'queue rows >= acknowledged')
     check(r['copy'], one('SELECT count(*) FROM %s' % pl) >= r['copy'].msgs + r['insert'].msgs, 'plain rows >= acknowledged')
     drop_all([t1], [q, pl], [pq])
+
+
+def kafka_produce_row(size, batch, clients, base):
+    w = 'batch of %d, %d producer%s, Kafka Produce acks=all (librdkafka)' % (batch, clients, 's' if clients > 1 else '')
+    rk = row('batch_%d_%d_%dc_kafka' % (size, batch, clients), 'produce, batches', w, 'pgtopic (Kafka)', size,
+             clients, 1, batch)
+    rk.baselines = [base.key]
+    rk.lat_label = ''
+    return rk
+
+
+def group_batch_kafka_only(size, batch, clients, t1, tk, kafka):
+    """`only kafka`: the Kafka producers beside produce_batch (bytea[] bound) alone."""
+    create_topic(t1, 1)
+    w = 'batch of %d, %d client%s' % (batch, clients, 's' if clients > 1 else '')
+    rp = row('batch_%d_%d_%dc' % (size, batch, clients), 'produce, batches', w + ', produce_batch, bytea[] bound',
+             'pgtopic', size, clients, 1, batch)
+    array = EncodedByteaArray([v.encode() for v in payloads(size, batch)])
+    units = [(rp, bound_slice('SELECT pgtopic.produce_batch(%s::text, %s)', (t1, array), clients, batch))]
+    if kafka:
+        rk = kafka_produce_row(size, batch, clients, rp)
+        units.append((rk, kafka_produce_slice(rk, tk, [v.encode() for v in payloads(size, batch)], clients)))
+    interleave(units)
+    check(rp, topic_rows(t1) == topic_hw(t1) >= rp.msgs,
+          'stored rows %d = high watermark %d >= acknowledged %d' % (topic_rows(t1), topic_hw(t1), rp.msgs))
+    if kafka:
+        kafka_produce_check(rk, tk)
+        drop_all([tk])
+    drop_all([t1])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -787,7 +1025,7 @@ def scan_plain(r, table, partitions, per_partition, chunk=1000):
     check(r, got == sum(per_partition.values()), 'scanned %d rows' % got)
 
 
-def group_drain(size, backlog, members_list=(1, 4), baselines=True, queue_deadline=20):
+def group_drain(size, backlog, members_list=(1, 4), baselines=True, queue_deadline=20, kafka=False):
     sec = 'consume: drain of a backlog'
     w = 'drain %s msgs' % ('{:,}'.format(backlog))
     topic = 'bd_%d' % size
@@ -809,6 +1047,21 @@ def group_drain(size, backlog, members_list=(1, 4), baselines=True, queue_deadli
         show(rows_m[m])
     if 4 in rows_m and 1 in rows_m:
         rows_m[4].baselines = [rows_m[1].key]
+    if kafka and CTX.kafka is None:
+        # the same backlog over the Kafka protocol: Fetch of the 8 partitions from offset 0
+        kafka_grant(topic, 'consume')
+        for kind in ('librdkafka', 'kcat'):
+            rk = row('drain_%d_kafka_%s' % (size, kind), sec, w + ', 8 partitions, Kafka Fetch, ' +
+                     ('librdkafka consumer, assign()' if kind == 'librdkafka' else 'kcat -C -e -o beginning'),
+                     'pgtopic (Kafka)', size, 1, 8, '')
+            rk.baselines = [rows_m[1].key] if 1 in rows_m else []
+            checkpoint()
+            with Meter(rk):
+                if kind == 'librdkafka':
+                    kafka_fetch_ck(rk, topic, 8, backlog)
+                else:
+                    kafka_fetch_kcat(rk, topic, backlog)
+            show(rk)
     per_part = {p: h for p, h in sql('SELECT "partition", high_watermark FROM pgtopic.partition_offsets(%s)', (topic,))}
     if baselines:
         # the physical limit: the same rows in a plain table, read by primary-key range scans
@@ -1199,7 +1452,8 @@ def write_report(path, header, targets):
         rate = fmt_rate(r.rate) if r.section != 'end-to-end latency' else ''
         mbps = '%.1f' % r.mbps if rate else ''
         table.append((str(n), r.workload, r.system, '%d B' % r.payload, rate, mbps,
-                      '%.2f' % r.lat50(), '%.2f' % r.lat99(), r.lat_label,
+                      '%.2f' % r.lat50() if r.lat or r.p50 is not None else '',
+                      '%.2f' % r.lat99() if r.lat or r.p99 is not None else '', r.lat_label,
                       '%.1f' % r.cpu_us if r.cpu_s else '', '%.0f' % r.wal_per_msg if r.wal_b else ''))
     w = [max(len(t[i]) for t in table + [cols]) for i in range(len(cols))]
     fmt = lambda t: ' | '.join((t[i].rjust(w[i]) if i in (0, 3, 4, 5, 6, 7, 9, 10) else t[i].ljust(w[i])) for i in range(len(cols)))
@@ -1215,7 +1469,7 @@ def write_report(path, header, targets):
             parts = ['%.2fx (CPU %.2fx) #%d %s' % (r.rate / ROWS[b].rate if ROWS[b].rate else float('nan'),
                                                   ROWS[b].cpu_us / r.cpu_us if r.cpu_s and ROWS[b].cpu_s else float('nan'),
                                                   idx[b], ROWS[b].system if ROWS[b].system != 'pgtopic'
-                                                  else ROWS[b].workload.split(', ')[-1])
+                                                  else ', '.join(ROWS[b].workload.split(', ')[-2:]))
                      for b in r.baselines if b in ROWS]
             lines.append('  #%-3d %s' % (idx[k], r.workload))
             lines.append('         ' + ';  '.join(parts))
@@ -1286,7 +1540,7 @@ def targets_eval():
 
 def chart(outdir, idx):
     dat = os.path.join(outdir, 'chart.dat')
-    colors = {'pgtopic': 1, 'plain table': 2, 'SKIP LOCKED queue': 3, 'PgQ': 4}
+    colors = {'pgtopic': 1, 'plain table': 2, 'SKIP LOCKED queue': 3, 'PgQ': 4, 'pgtopic (Kafka)': 7}
     with open(dat, 'w') as f:
         for k in ORDER:
             r = ROWS[k]
@@ -1312,7 +1566,7 @@ def chart(outdir, idx):
     with open(gp, 'w') as f:
         f.write('''set terminal pngcairo size 1400,%d font "DejaVu Sans,9" noenhanced
 set output "%s"
-set multiplot title "pgtopic benchmark, messages per second (log scale). Colours: pgtopic (purple), plain table (green), SKIP LOCKED queue (blue), PgQ (orange)"
+set multiplot title "pgtopic benchmark, messages per second (log scale). Colours: pgtopic (purple), pgtopic over the Kafka protocol (red), plain table (green), SKIP LOCKED queue (blue), PgQ (orange)"
 set size 1,0.80
 set origin 0,0.18
 set style fill solid 0.85 border -1
@@ -1430,18 +1684,21 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument('--host', required=True)
     ap.add_argument('--port', type=int, required=True)
+    ap.add_argument('--kafka-port', type=int, help="the Kafka listener's port (bench/server.sh)")
     ap.add_argument('--db', default='bench')
     ap.add_argument('--out', required=True)
     ap.add_argument('--gen', required=True)
     ap.add_argument('--pgdata', help='data directory (for server CPU accounting)')
     ap.add_argument('--mode', default='standard', choices=['standard', 'quick', 'full', 'soak', 'only', 'profile'])
-    ap.add_argument('--only', default='', help='comma list of groups: single,batch,drain,latency,listen')
+    ap.add_argument('--only', default='', help='comma list of groups: single,batch,drain,latency,listen,kafka '
+                    '(kafka: the Kafka-protocol rows beside produce_batch(1000) and the 1-member SQL drain only)')
     ap.add_argument('--soak-seconds', type=int, default=600)
     ap.add_argument('--slice', type=float)
     ap.add_argument('--rounds', type=int)
     ap.add_argument('--backlog', type=int)
     a = ap.parse_args()
     CTX.host, CTX.port, CTX.db, CTX.out, CTX.gen, CTX.pgdata = a.host, a.port, a.db, a.out, a.gen, a.pgdata
+    CTX.kafka_port = a.kafka_port
     os.makedirs(CTX.out, exist_ok=True)
     os.makedirs(CTX.gen, exist_ok=True)
     CTX.log = open(os.path.join(CTX.out, 'run.log'), 'a')
@@ -1453,6 +1710,9 @@ def main():
 
     sql('CREATE EXTENSION IF NOT EXISTS pgtopic; CREATE EXTENSION IF NOT EXISTS pgq', fetch=False)
     fill_payload_table()
+    CTX.kafka = kafka_ready()
+    if CTX.kafka is None:
+        sql('GRANT pgtopic_producer, pgtopic_consumer TO %s' % KAFKA_ROLE, fetch=False)
     head = header(a.mode, started)
     for line in head:
         say(line)
@@ -1477,19 +1737,28 @@ def main():
         if not full:
             say('[produce 1 msg/tx, 1024 B, 4 clients]')
             group_single(1024, 4, with_8p=False)
+    if CTX.kafka is not None and groups & {'kafka', 'batch', 'drain'}:
+        say('Kafka rows left out: %s' % CTX.kafka)
     if 'batch' in groups:
         for size in ((100, 1024) if full else (100,)):
             for batch in (100, 1000):
                 for clients in (1, 4):
                     say('[produce_batch %d x %d B, %d clients]' % (batch, size, clients))
-                    group_batch(size, batch, clients)
+                    group_batch(size, batch, clients, kafka=size == 100 and batch == 1000)
         if not full:
             say('[produce_batch 1000 x 1024 B, 4 clients]')
             group_batch(1024, 1000, 4)
+    elif 'kafka' in groups:
+        for clients in (1, 4):
+            say('[Kafka Produce vs produce_batch 1000 x 100 B, %d clients]' % clients)
+            group_batch(100, 1000, clients, kafka=True, sql_baselines=False)
     if 'drain' in groups:
         for size in ((100, 1024) if full else (100,)):
             say('[drain %d x %d B]' % (backlog, size))
-            group_drain(size, backlog)
+            group_drain(size, backlog, kafka=size == 100)
+    elif 'kafka' in groups:
+        say('[drain %d x 100 B: Kafka Fetch vs consume]' % backlog)
+        group_drain(100, backlog, members_list=(1,), baselines=False, kafka=True)
     if 'latency' in groups:
         say('[end-to-end latency at 1,000 msgs/s]')
         group_latency(1000, 5 if quick else 15)
