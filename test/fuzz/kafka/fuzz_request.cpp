@@ -143,6 +143,20 @@ void answer(const Request &req)
         for (auto name : d->topic_names)
             r.responses.push_back({std::string(name), 0});
         body = r;
+    } else if (std::holds_alternative<InitProducerIdRequest>(req.body)) {
+        body = InitProducerIdResponse{0, 0, 1, 0};
+    } else if (auto *sh = std::get_if<SaslHandshakeRequest>(&req.body)) {
+        SaslHandshakeResponse r;
+        r.mechanisms.emplace_back(sh->mechanism);
+        body = r;
+    } else if (auto *sa = std::get_if<SaslAuthenticateRequest>(&req.body)) {
+        SaslAuthenticateResponse r;
+        r.auth_bytes = std::string(sa->auth_bytes);
+        PlainCredentials c;
+        std::string user;
+        if (!parse_sasl_plain(sa->auth_bytes, &c) && !scram_client_first_user(sa->auth_bytes, &user))
+            r.error_message = "bad";
+        body = r;
     } else if (!answer_group_request(req, body)) {
         ApiVersionsResponse r;
         for (const VersionRange &range : codec_versions)
