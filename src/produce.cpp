@@ -238,6 +238,18 @@ int64 write_partition(const Topic &topic, int32 partition, Message *msgs, int n,
     return first;
 }
 
+// Writes one prepared message to its partition; the result row (partition, msg_offset).
+Datum write_one(FunctionCallInfo fcinfo, const Topic &topic, Message &m)
+{
+    int64 offset = write_partition(topic, m.partition, &m, 1, GetCurrentTimestamp());
+    begin_materialized_result(fcinfo);
+    auto *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
+    Datum values[2] = {Int32GetDatum(m.partition), Int64GetDatum(offset)};
+    bool nulls[2] = {false, false};
+    tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+    return Datum(0);
+}
+
 Datum produce_one(FunctionCallInfo fcinfo, ValueKind kind)
 {
     refuse_during_recovery("produce to a topic");
@@ -263,14 +275,7 @@ Datum produce_one(FunctionCallInfo fcinfo, ValueKind kind)
         m.partition = spread_partition(topic.partitions);
     }
 
-    int64 offset = write_partition(topic, m.partition, &m, 1, GetCurrentTimestamp());
-
-    begin_materialized_result(fcinfo);
-    auto *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
-    Datum values[2] = {Int32GetDatum(m.partition), Int64GetDatum(offset)};
-    bool nulls[2] = {false, false};
-    tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-    return Datum(0);
+    return write_one(fcinfo, topic, m);
 }
 
 // produce_record(topic, value bytea, key bytea, header_keys text[], header_values bytea[],
@@ -309,14 +314,7 @@ Datum produce_record(FunctionCallInfo fcinfo)
         m.partition = spread_partition(topic.partitions);
     }
 
-    int64 offset = write_partition(topic, m.partition, &m, 1, GetCurrentTimestamp());
-
-    begin_materialized_result(fcinfo);
-    auto *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
-    Datum values[2] = {Int32GetDatum(m.partition), Int64GetDatum(offset)};
-    bool nulls[2] = {false, false};
-    tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-    return Datum(0);
+    return write_one(fcinfo, topic, m);
 }
 
 // Elements of a one-dimensional array argument (NULL array -> count 0 and nulls).
